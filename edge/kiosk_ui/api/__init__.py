@@ -1,0 +1,1 @@
+"""JSON API blueprints (under /api), described by the OpenAPI document at /api/openapi.json."""

@@ -1,0 +1,241 @@
+"""Every setting the controller reads, from one TOML file and the environment.
+
+Precedence (highest first): values passed in code, `EDGE_<SECTION>__<KEY>` environment
+variables, the TOML file (`edge --config FILE`, default /etc/edge/edge.toml when present),
+then the defaults below. A bad value stops start-up with one line naming the setting.
+"""
+from __future__ import annotations
+
+import contextvars
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("/etc/edge/edge.toml")
+LOCKS_PER_BOARD = 16
+Size = Literal["S", "M", "L"]
+
+# Which TOML file the next Settings() reads; set by load_settings().
+_toml_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("toml_file", default=None)
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; the message names it in one line."""
+
+
+class _Section(BaseModel):
+    model_config = {"extra": "forbid"}
+
+
+class CompartmentSpec(_Section):
+    number: int = Field(ge=1)
+    board: int = Field(ge=0, le=15)
+    lock: int = Field(ge=0, le=15)
+    size: Size = "M"
+    enabled: bool = True
+
+
+class SiteSettings(_Section):
+    station_name: str = "社区服务站"
+    station_name_en: str = "Community Service Station"
+    opening_hours: str = "08:30-20:00"
+    timezone: str = "Asia/Shanghai"
+
+
+class LockerSettings(_Section):
+    serial_url: str | None = None  # any pyserial URL; None with --simulate means "start the simulator"
+    boards: Annotated[list[int], NoDecode] = [0, 1]
+    closed_bit: Literal[0, 1] = 1
+    baudrate: int = 19200
+    reply_timeout_s: float = Field(0.25, gt=0)
+    unlock_gap_s: float = Field(0.1, ge=0)
+    rs485_rts: bool = False
+    poll_interval_s: float = Field(0.25, gt=0)
+    retention_hours: float = Field(72, gt=0)
+    door_left_open_s: float = Field(60, gt=0)
+    deposit_close_timeout_s: float = Field(300, gt=0)
+    wrong_code_limit: int = Field(5, ge=1)
+    wrong_code_window_s: float = Field(600, gt=0)
+    wrong_code_cooldown_s: float = Field(300, gt=0)
+    # Per-lock sizes when no explicit layout is given: locks 1-6 small, 7-12 medium, 13-16 large.
+    default_sizes: str = "SSSSSSMMMMMMLLLL"
+    compartments: list[CompartmentSpec] = []
+
+    @field_validator("boards", mode="before")
+    @classmethod
+    def _parse_boards(cls, value: Any) -> Any:
+        """Accept a count ("2" = boards 0 and 1), "0,1", "[0, 1]" or a list."""
+        if isinstance(value, int):
+            return list(range(value))
+        if isinstance(value, str):
+            text = value.strip().strip("[]").strip()
+            if text.isdigit() and "," not in value:
+                return list(range(int(text)))
+            return [int(part) for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("boards")
+    @classmethod
+    def _check_boards(cls, value: list[int]) -> list[int]:
+        if not value or any(not 0 <= b <= 15 for b in value) or len(set(value)) != len(value):
+            raise ValueError("boards must be distinct addresses 0-15, at least one")
+        return value
+
+    @field_validator("default_sizes")
+    @classmethod
+    def _check_sizes(cls, value: str) -> str:
+        if len(value) != LOCKS_PER_BOARD or set(value) - {"S", "M", "L"}:
+            raise ValueError("default_sizes must be 16 letters from S, M, L")
+        return value
+
+    @model_validator(mode="after")
+    def _check_layout(self) -> "LockerSettings":
+        numbers = [c.number for c in self.compartments]
+        pairs = [(c.board, c.lock) for c in self.compartments]
+        if len(set(numbers)) != len(numbers) or len(set(pairs)) != len(pairs):
+            raise ValueError("compartments repeat a number or a board/lock pair")
+        if any(c.board not in self.boards for c in self.compartments):
+            raise ValueError("a compartment names a board that is not in boards")
+        return self
+
+    def layout(self) -> list[CompartmentSpec]:
+        """The site's compartments: explicit ones, else N -> board (N-1)//16, lock (N-1)%16."""
+        if self.compartments:
+            return sorted(self.compartments, key=lambda c: c.number)
+        return [
+            CompartmentSpec(
+                number=index * LOCKS_PER_BOARD + lock + 1,
+                board=board,
+                lock=lock,
+                size=self.default_sizes[lock],  # type: ignore[arg-type]
+            )
+            for index, board in enumerate(sorted(self.boards))
+            for lock in range(LOCKS_PER_BOARD)
+        ]
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    threads: int = Field(8, ge=1)
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        # The kiosk's API opens doors: it must never be reachable from the network.
+        host = "127.0.0.1" if value == "localhost" else value
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return host
+        except ValueError:
+            pass
+        raise ValueError("the local UI/API binds a loopback address only (127.0.0.1 or ::1)")
+
+
+class MqttSettings(_Section):
+    host: str | None = None  # None: run offline, keep queueing
+    port: int = Field(1883, ge=1, le=65535)
+    site_id: str = "dev-site"
+    device_id: str = "kiosk-01"
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    keepalive_s: int = Field(30, ge=5)
+    session_expiry_s: int = Field(7 * 24 * 3600, ge=1)
+
+
+class GpioSettings(_Section):
+    enabled: bool = False  # off the Pi there are no pins; --simulate uses gpiozero's MockFactory
+    presence_pin: int = 17
+    buzzer_pin: int = 27
+    light_pin: int = 22
+
+
+class KioskSettings(_Section):
+    idle_timeout_s: float = Field(90, gt=0)
+    idle_warning_s: float = Field(25, ge=20)
+    default_language: Literal["zh_CN", "en"] = "zh_CN"
+
+
+class IdentitySettings(_Section):
+    resident_token_public_key: Path | None = None  # the platform's Ed25519 public key (PEM)
+    qr_camera: str | None = None  # OpenCV device index or URL
+    scanner_url: str | None = None  # serial barcode scanner, any pyserial URL
+    scanner_terminator: str = "\r"
+    iris_camera: str | None = None
+    iris_key_file: Path | None = None  # AES key for iris templates; default under data_dir/keys
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="EDGE_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("edge")))
+    simulate: bool = False
+    log_level: str = "INFO"
+    site: SiteSettings = SiteSettings()
+    locker: LockerSettings = LockerSettings()
+    http: HttpSettings = HttpSettings()
+    mqtt: MqttSettings = MqttSettings()
+    gpio: GpioSettings = GpioSettings()
+    kiosk: KioskSettings = KioskSettings()
+    identity: IdentitySettings = IdentitySettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _toml_file.get()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "edge.sqlite3"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings, or raise SettingsError with one line naming what is wrong."""
+    if config_file is not None and not config_file.is_file():
+        raise SettingsError(f"config file not found: {config_file}")
+    if config_file is None and DEFAULT_CONFIG_FILE.is_file():
+        config_file = DEFAULT_CONFIG_FILE
+    token = _toml_file.set(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+    except ValueError as exc:  # TOML syntax errors and undecodable environment values
+        raise SettingsError(f"cannot read settings: {exc}") from None
+    finally:
+        _toml_file.reset(token)
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    path = [str(part) for part in first["loc"]]
+    env_name = "EDGE_" + "__".join(p.upper() for p in path)
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"bad setting {'.'.join(path)} ({env_name}): {first['msg']}{more}"

@@ -1,0 +1,45 @@
+"""The audit trail: one row per door opening, pickup attempt or privileged action."""
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from edge.clock import Clock, SystemClock
+from edge.storage.models import AuditEntry
+
+
+class Actor(str, enum.Enum):
+    RESIDENT = "resident"
+    COURIER = "courier"
+    TECHNICIAN = "technician"
+    REMOTE = "remote"  # the operations centre, through a cloud command
+    SYSTEM = "system"
+
+
+_system_clock = SystemClock()
+
+
+def audit(
+    session: Session,
+    actor: Actor,
+    action: str,
+    result: str,
+    *,
+    actor_id: str | None = None,
+    target: str | None = None,
+    detail: dict[str, Any] | None = None,
+    clock: Clock = _system_clock,
+) -> AuditEntry:
+    entry = AuditEntry(
+        ts=clock.now(),
+        actor=actor.value,
+        actor_id=actor_id,
+        action=action,
+        target=target,
+        result=result,
+        detail=detail or {},
+    )
+    session.add(entry)
+    return entry

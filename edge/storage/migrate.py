@@ -1,0 +1,49 @@
+"""Bringing the schema up to date at start, with Alembic, from inside the package."""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from alembic import command
+from alembic.config import Config
+
+if TYPE_CHECKING:
+    from edge.storage.db import Database
+
+# Every module that declares tables on Base; Alembic compares models against these.
+MODEL_MODULES = [
+    "edge.storage.models",
+]
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def load_models() -> None:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+
+
+def alembic_config(db: "Database | None" = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if db is not None:
+        config.set_main_option("sqlalchemy.url", f"sqlite:///{db.path}")
+    return config
+
+
+def upgrade_to_head(db: "Database") -> None:
+    config = alembic_config(db)
+    with db.writer.connect() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "heads")
+
+
+def new_revision(message: str, rev_id: str, scratch_db: "Database") -> None:
+    """Autogenerate a migration from the models (run against a scratch database at head).
+
+    python -c "from pathlib import Path; from edge.storage.db import Database; \\
+      from edge.storage.migrate import new_revision; d = Database(Path('/tmp/x.db')); \\
+      d.upgrade(); new_revision('add things', '0005', d)"
+    """
+    command.revision(alembic_config(scratch_db), message=message, autogenerate=True, rev_id=rev_id)

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.clock import FakeClock
+from edge.settings import Settings, load_settings
+from edge.storage import Database
+from tests.support.mosquitto import Broker
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's EDGE_* variables or /etc/edge."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("EDGE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setattr("edge.settings.DEFAULT_CONFIG_FILE", Path("/nonexistent/edge.toml"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(data_dir=tmp_path / "data", http={"port": 0})
+
+
+@pytest.fixture
+def db(settings: Settings) -> Database:
+    database = Database(settings.database_path)
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Broker:
+    running = Broker(tmp_path / "broker").start()
+    yield running
+    running.stop()
