@@ -1,0 +1,1 @@
+"""Stand-ins for the station's hardware, speaking the real wire protocols."""
