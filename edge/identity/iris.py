@@ -101,12 +101,13 @@ def shifted_bits(template: IrisTemplate, shift: int) -> tuple[np.ndarray, np.nda
 
 
 def normalise_distance(disagreeing: np.ndarray, compared: np.ndarray) -> np.ndarray:
-    """Daugman's normalisation: a score from few bits is pulled towards 0.5 (chance), so a
-    mostly covered eye cannot match by luck. Not comparable -> 1.0."""
-    compared = np.asarray(compared, dtype=np.float64)
-    raw = np.divide(disagreeing, compared, out=np.ones_like(compared), where=compared > 0)
-    score = 0.5 - (0.5 - raw) * np.sqrt(compared / _REFERENCE_BITS)
-    return np.where(compared >= MIN_COMPARED_BITS, score, 1.0)
+    """Daugman's normalisation, 0.5 - (0.5 - HD) * sqrt(n / n_ref): a score from few bits
+    is pulled towards 0.5 (chance), so a mostly covered eye cannot match by luck. Codes with
+    too few bits in common are not comparable: 1.0."""
+    n = np.asarray(compared, dtype=np.float32)
+    d = np.asarray(disagreeing, dtype=np.float32)
+    score = 0.5 - (0.5 * n - d) / np.sqrt(np.maximum(n, 1.0) * _REFERENCE_BITS)
+    return np.where(n >= MIN_COMPARED_BITS, np.clip(score, 0.0, 1.0), 1.0)
 
 
 def hamming_distance(a: IrisTemplate, b: IrisTemplate, max_shift: int = MAX_SHIFT
