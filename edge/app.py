@@ -52,7 +52,41 @@ def build_controller(settings: Settings, *, clock: Clock | None = None) -> Contr
     db = Database(settings.database_path)
     db.upgrade()
     controller = Controller(settings=settings, db=db, clock=clock or SystemClock())
+    _build_community(controller)
     return controller
+
+
+def _build_community(controller: Controller) -> None:
+    """Catalogue, residents, bookings, activities, requests, feedback. In simulate mode a
+    demo platform key and, on an empty box, the demo catalogue (through replace())."""
+    from zoneinfo import ZoneInfo
+
+    from edge.community import (ActivityService, BookingService, CatalogueService,
+                                FeedbackService, RequestService, ResidentDirectory)
+    from edge.community.demo import demo_catalogue, ensure_demo_token_keys
+    from edge.identity.tokens import ResidentTokenVerifier
+    from edge.settings import SettingsError
+
+    settings, db, clock = controller.settings, controller.db, controller.clock
+    tz = ZoneInfo(settings.site.timezone)
+    key_path = settings.identity.resident_token_public_key
+    if key_path is None and settings.simulate:
+        key_path = ensure_demo_token_keys(settings.keys_dir)
+    try:
+        verifier = ResidentTokenVerifier(key_path.read_bytes()) if key_path else None
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"bad setting identity.resident_token_public_key: {exc}") from None
+    catalogue = CatalogueService(db, clock, tz)
+    if settings.simulate and catalogue.is_empty():
+        catalogue.replace(demo_catalogue(clock.now(), tz, settings.mqtt.site_id))
+    controller.services.update(
+        catalogue=catalogue,
+        residents=ResidentDirectory(db, clock, settings.mqtt.site_id, verifier),
+        bookings=BookingService(db, catalogue, clock),
+        activities=ActivityService(db, catalogue, clock),
+        requests=RequestService(db, clock, settings.community.emergency_callback_minutes),
+        feedback=FeedbackService(db, catalogue, clock),
+    )
 
 
 def serve(controller: Controller) -> None:

@@ -51,6 +51,15 @@ class SiteSettings(_Section):
     opening_hours: str = "08:30-20:00"
     timezone: str = "Asia/Shanghai"
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import available_timezones
+
+        if value not in available_timezones():
+            raise ValueError("timezone must be an IANA name such as Asia/Shanghai")
+        return value
+
 
 class LockerSettings(_Section):
     serial_url: str | None = None  # any pyserial URL; None with --simulate means "start the simulator"
@@ -167,6 +176,10 @@ class KioskSettings(_Section):
     default_language: Literal["zh_CN", "en"] = "zh_CN"
 
 
+class CommunitySettings(_Section):
+    emergency_callback_minutes: int = Field(10, ge=1)  # promised on screen after the emergency button
+
+
 class IdentitySettings(_Section):
     resident_token_public_key: Path | None = None  # the platform's Ed25519 public key (PEM)
     qr_camera: str | None = None  # OpenCV device index or URL
@@ -191,6 +204,7 @@ class Settings(BaseSettings):
     gpio: GpioSettings = GpioSettings()
     kiosk: KioskSettings = KioskSettings()
     identity: IdentitySettings = IdentitySettings()
+    community: CommunitySettings = CommunitySettings()
 
     @classmethod
     def settings_customise_sources(

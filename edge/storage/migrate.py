@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 # Every module that declares tables on Base; Alembic compares models against these.
 MODEL_MODULES = [
     "edge.storage.models",
+    "edge.community.models",
 ]
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")

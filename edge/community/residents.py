@@ -1,0 +1,71 @@
+"""Who is at the screen: a resident's personal QR code from the platform app, or the phone
+number of a resident the platform synced to this box."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import select
+
+from edge.clock import Clock
+from edge.community.errors import IdentityError
+from edge.community.models import ResidentRow
+from edge.identity.tokens import ResidentTokenVerifier, TokenError
+from edge.privacy import InvalidPhone, mask_phone, normalise_phone
+from edge.storage import Database
+
+IdentifiedBy = Literal["qr", "phone"]
+
+
+@dataclass(frozen=True)
+class Resident:
+    resident_id: str
+    name_masked: str
+    phone_masked: str
+    identified_by: IdentifiedBy = "qr"  # becomes signin.recorded's "method"
+
+
+def phone_hash(site_id: str, phone: str) -> str:
+    """How the platform names a phone number to this site without sending it (contract)."""
+    return hashlib.sha256(f"{site_id}:{phone}".encode()).hexdigest()
+
+
+class ResidentDirectory:
+    def __init__(self, db: Database, clock: Clock, site_id: str,
+                 verifier: ResidentTokenVerifier | None) -> None:
+        self._db = db
+        self._clock = clock
+        self._site_id = site_id
+        self._verifier = verifier
+
+    def identify_by_token(self, token: str) -> Resident:
+        """The resident a genuine, unexpired platform token names. A resident not synced to
+        this box is still accepted: the platform's signature vouches for them (ADR 0051)."""
+        if self._verifier is None:
+            raise IdentityError("forged", "this station has no platform key to check personal "
+                                          "codes; please type your phone number instead")
+        try:
+            claim = self._verifier.verify(token, self._clock.now(), role="resident")
+        except TokenError as exc:
+            code = exc.code if exc.code in ("forged", "expired") else "malformed"
+            raise IdentityError(code, str(exc)) from None
+        with self._db.read() as s:
+            row = s.get(ResidentRow, claim.subject_id)
+        return Resident(claim.subject_id, claim.masked_name,
+                        row.phone_masked if row is not None else "", "qr")
+
+    def identify_by_phone(self, raw_phone: str) -> Resident:
+        try:
+            phone = normalise_phone(raw_phone)
+        except InvalidPhone as exc:
+            raise IdentityError("bad_phone", str(exc)) from None
+        wanted = phone_hash(self._site_id, phone)
+        with self._db.read() as s:
+            row = s.scalar(select(ResidentRow).where(ResidentRow.phone_hash == wanted))
+        if row is None:
+            raise IdentityError("unknown_resident",
+                                "this number is not registered at this station; "
+                                "please use the QR code in the community app or ask staff")
+        return Resident(row.resident_id, row.name_masked, row.phone_masked or mask_phone(phone),
+                        "phone")
