@@ -202,7 +202,7 @@ class BookingService:
             try:
                 callback(event_type, data)
             except Exception:  # a broken listener must not undo a committed booking
-                log.exception("booking_subscriber_failed", event=event_type)
+                log.exception("booking_subscriber_failed", event_type=event_type)
 
 
 def _slot_grid(venue: Venue, day: date, tz: Any) -> list[tuple[datetime, datetime, bool]]:
