@@ -79,6 +79,8 @@ class LockerSettings(_Section):
     # Per-lock sizes when no explicit layout is given: locks 1-6 small, 7-12 medium, 13-16 large.
     default_sizes: str = "SSSSSSMMMMMMLLLL"
     compartments: list[CompartmentSpec] = []
+    # Courier codes typed at the kiosk, code -> courier id (EDGE_LOCKER__COURIERS='{"code": "id"}').
+    couriers: dict[str, str] = {}
 
     @field_validator("boards", mode="before")
     @classmethod

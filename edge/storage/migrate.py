@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 MODEL_MODULES = [
     "edge.storage.models",
     "edge.community.models",
+    "edge.locker.models",
 ]
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")

@@ -1,0 +1,159 @@
+"""Courier deposit: courier code, waybill, recipient's mobile, size; then the door, huge.
+
+Each step keeps its answer in the server-side session; the phone number is shown masked only.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+
+from edge.kiosk_ui.screens.common import error_message, service
+from edge.privacy import InvalidPhone, mask_phone, normalise_phone
+
+bp = Blueprint("courier", __name__, url_prefix="/courier")
+SIZES = ("S", "M", "L")
+WAYBILL_MAX = 64  # as the locker accepts
+
+
+@bp.get("/")
+def identify() -> Any:
+    return render_template("courier_identify.html")
+
+
+@bp.post("/")
+def identify_submit() -> Any:
+    from edge.locker.errors import LockerError
+
+    try:
+        session["courier_id"] = service("locker").courier_for_code(request.form.get("courier_code", ""))
+    except LockerError as exc:
+        flash(error_message(exc), "error")
+        return redirect(url_for("courier.identify"))
+    return redirect(url_for("courier.waybill"))
+
+
+@bp.route("/waybill", methods=["GET", "POST"])
+def waybill() -> Any:
+    if "courier_id" not in session:
+        return redirect(url_for("courier.identify"))
+    if request.method == "GET":
+        return render_template("courier_waybill.html")
+    number = request.form.get("waybill", "").strip()
+    if not number or len(number) > WAYBILL_MAX or not number.isprintable():
+        flash(_("Please type the waybill number (up to 64 characters)."), "error")
+        return redirect(url_for("courier.waybill"))
+    session["waybill"] = number
+    return redirect(url_for("courier.recipient"))
+
+
+@bp.route("/recipient", methods=["GET", "POST"])
+def recipient() -> Any:
+    if "waybill" not in session:
+        return redirect(url_for("courier.waybill"))
+    if request.method == "GET":
+        return render_template("courier_phone.html", waybill=session["waybill"])
+    try:
+        session["recipient_phone"] = normalise_phone(request.form.get("phone", ""))
+    except InvalidPhone:
+        flash(_("A mobile number has 11 digits and starts with 1."), "error")
+        return redirect(url_for("courier.recipient"))
+    return redirect(url_for("courier.size"))
+
+
+@bp.route("/size", methods=["GET", "POST"])
+def size() -> Any:
+    if "recipient_phone" not in session:
+        return redirect(url_for("courier.recipient"))
+    if request.method == "GET":
+        return render_template("courier_size.html", waybill=session["waybill"],
+                               phone_masked=mask_phone(session["recipient_phone"]))
+    chosen = request.form.get("size", "")
+    if chosen not in SIZES:
+        flash(_("Please choose a size."), "error")
+        return redirect(url_for("courier.size"))
+    return _deposit_or_retry(
+        lambda locker: locker.start_deposit(session["courier_id"], session["waybill"],
+                                            session["recipient_phone"], chosen),
+        url_for("courier.size"))
+
+
+@bp.get("/door/<deposit_id>")
+def door(deposit_id: str) -> Any:
+    view = _own_deposit(deposit_id)
+    if view is None:
+        return redirect(url_for("courier.identify"))
+    return render_template("courier_door.html", view=view)
+
+
+@bp.post("/door/<deposit_id>/closed")
+def closed(deposit_id: str) -> Any:
+    """"I closed the door": the locker decides from the latch, not from this button."""
+    view = _own_deposit(deposit_id)
+    if view is None:
+        return redirect(url_for("courier.identify"))
+    if view.state != "deposited":
+        flash(_("The door still looks open. Please push it shut until it clicks."), "error")
+        return redirect(url_for("courier.door", deposit_id=deposit_id))
+    _forget_parcel()
+    flash(_("Parcel stored in door %(number)s. The resident gets a message.",
+            number=view.compartment), "success")
+    return redirect(url_for("courier.waybill"))
+
+
+@bp.post("/door/<deposit_id>/not-opened")
+def not_opened(deposit_id: str) -> Any:
+    if _own_deposit(deposit_id) is None:
+        return redirect(url_for("courier.identify"))
+    flash(_("Sorry about that. Please use the new door below."), "info")
+    return _deposit_or_retry(lambda locker: locker.report_door_not_opened(deposit_id),
+                             url_for("courier.door", deposit_id=deposit_id))
+
+
+@bp.post("/door/<deposit_id>/reopen")
+def reopen(deposit_id: str) -> Any:
+    if _own_deposit(deposit_id) is None:
+        return redirect(url_for("courier.identify"))
+    return _deposit_or_retry(lambda locker: locker.reopen_deposit(deposit_id),
+                             url_for("courier.door", deposit_id=deposit_id))
+
+
+@bp.post("/door/<deposit_id>/cancel")
+def cancel(deposit_id: str) -> Any:
+    if _own_deposit(deposit_id) is None:
+        return redirect(url_for("courier.identify"))
+    from edge.locker.errors import LockerError
+
+    try:
+        service("locker").cancel_deposit(deposit_id)
+    except LockerError as exc:
+        flash(error_message(exc), "error")
+        return redirect(url_for("courier.door", deposit_id=deposit_id))
+    _forget_parcel()
+    flash(_("Cancelled. Please take the parcel back."), "info")
+    return redirect(url_for("courier.waybill"))
+
+
+def _own_deposit(deposit_id: str) -> Any:
+    if deposit_id not in session.get("deposits", []):
+        return None
+    return service("locker").deposit_status(deposit_id, courier_id=session.get("courier_id"))
+
+
+def _deposit_or_retry(action: Any, retry_url: str) -> Any:
+    from edge.locker.errors import LockerError
+
+    try:
+        view = action(service("locker"))
+    except LockerError as exc:
+        flash(error_message(exc), "error")
+        return redirect(retry_url)
+    session["deposits"] = [*session.get("deposits", []), view.deposit_id]
+    return redirect(url_for("courier.door", deposit_id=view.deposit_id))
+
+
+def _forget_parcel() -> None:
+    """The next parcel starts from its waybill; the courier stays identified."""
+    for key in ("waybill", "recipient_phone"):
+        session.pop(key, None)

@@ -1,0 +1,89 @@
+"""Asking for help: the request form, and the emergency button (one confirmation, top priority)."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+
+from edge.kiosk_ui.screens.common import (
+    N_,
+    domain_errors,
+    error_message,
+    pick,
+    resident,
+    resident_object,
+    service,
+)
+
+bp = Blueprint("help", __name__, url_prefix="/help")
+CATEGORIES = (("home_care", "🏠", N_("Home care")), ("repair", "🔧", N_("Repairs")),
+              ("errand", "🛒", N_("Errands")), ("other", "💬", N_("Something else")))
+
+
+@bp.get("/")
+def request_form() -> Any:
+    return render_template("help.html", categories=CATEGORIES, draft=session.get("help_draft", {}))
+
+
+@bp.post("/")
+def submit_request() -> Any:
+    form = {key: request.form.get(key, "") for key in ("category", "description", "address", "phone")}
+    if form["category"] not in {key for key, _icon, _label in CATEGORIES}:
+        flash(_("Please choose what kind of help you need."), "error")
+        return _back_to_form(form)
+    try:
+        sent = service("requests").submit(_resident_or_none(), form["category"], form["description"],
+                                          form["address"], form["phone"])
+    except domain_errors() as exc:
+        flash(error_message(exc), "error")
+        return _back_to_form(form)
+    session.pop("help_draft", None)
+    session["help_sent"] = {"next_steps": sent.next_steps, "phone_masked": sent.phone_masked}
+    return redirect(url_for("help.sent"))
+
+
+@bp.get("/sent")
+def sent() -> Any:
+    done = session.get("help_sent")
+    if done is None:
+        return redirect(url_for("help.request_form"))
+    return render_template("help_sent.html", next_steps=pick(done["next_steps"]),
+                           phone_masked=done["phone_masked"], emergency=False)
+
+
+@bp.get("/emergency")
+def emergency_confirm() -> Any:
+    return render_template("emergency_confirm.html")
+
+
+@bp.post("/emergency")
+def emergency_submit() -> Any:
+    try:
+        sent = service("requests").submit(_resident_or_none(), "emergency",
+                                          "Emergency button pressed at the kiosk", None, None,
+                                          emergency=True)
+    except domain_errors() as exc:
+        flash(error_message(exc) + " " + _("Please call 120 or ask anyone nearby for help."), "error")
+        return redirect(url_for("help.emergency_confirm"))
+    session["help_sent"] = {"next_steps": sent.next_steps, "phone_masked": sent.phone_masked,
+                            "emergency": True}
+    return redirect(url_for("help.emergency_sent"))
+
+
+@bp.get("/emergency/sent")
+def emergency_sent() -> Any:
+    done = session.get("help_sent")
+    if done is None or not done.get("emergency"):
+        return redirect(url_for("help.emergency_confirm"))
+    return render_template("help_sent.html", next_steps=pick(done["next_steps"]),
+                           phone_masked=None, emergency=True)
+
+
+def _resident_or_none() -> Any:
+    return resident_object() if resident() else None
+
+
+def _back_to_form(form: dict[str, str]) -> Any:
+    session["help_draft"] = form  # nothing typed is lost on a refusal
+    return redirect(url_for("help.request_form"))

@@ -1,0 +1,79 @@
+"""Parcel pickup: the 8-digit code on a keypad, or the pickup QR; then the open door, huge."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
+
+from edge.kiosk_ui.screens.common import controller, error_message, service
+from edge.kiosk_ui.screens.live import hub
+
+bp = Blueprint("pickup", __name__, url_prefix="/pickup")
+CODE_DIGITS = 8
+
+
+@bp.get("/")
+def enter_code() -> Any:
+    settings = controller().settings
+    identity = settings.identity
+    return render_template("pickup.html", code_digits=CODE_DIGITS, simulate=settings.simulate,
+                           can_scan=bool(identity.scanner_url or identity.qr_camera or settings.simulate))
+
+
+@bp.post("/code")
+def by_code() -> Any:
+    code = "".join(ch for ch in request.form.get("code", "") if not ch.isspace())
+    if len(code) != CODE_DIGITS or not code.isdigit():
+        flash(_("The pickup code has 8 digits. Please check the message you received."), "error")
+        return redirect(url_for("pickup.enter_code"))
+    return _open(lambda locker: locker.pickup_with_code(code, kiosk_id=controller().settings.mqtt.device_id))
+
+
+@bp.post("/scan")
+def by_scan() -> Any:
+    token = hub().take_scan()
+    if token is None:
+        flash(_("No code was scanned. Please hold your code under the scanner."), "error")
+        return redirect(url_for("pickup.enter_code"))
+    return _open(lambda locker: locker.pickup_with_token(token))
+
+
+@bp.post("/token")
+def by_typed_token() -> Any:
+    """Simulate mode only: the pickup QR's text pasted where the scanner would have read it."""
+    if not controller().settings.simulate:
+        return redirect(url_for("pickup.enter_code"))
+    return _open(lambda locker: locker.pickup_with_token(request.form.get("token", "").strip()))
+
+
+@bp.get("/door/<parcel_id>")
+def door(parcel_id: str) -> Any:
+    if parcel_id not in session.get("pickups", []):
+        return redirect(url_for("pickup.enter_code"))
+    view = service("locker").pickup_status(parcel_id)
+    return render_template("pickup_door.html", view=view)
+
+
+def _open(attempt: Any) -> Any:
+    from edge.locker.errors import CoolingDown, LockerError, WrongCode
+
+    try:
+        view = attempt(service("locker"))
+    except WrongCode as exc:
+        flash(ngettext("That code is not right. You can try %(num)d more time.",
+                       "That code is not right. You can try %(num)d more times.",
+                       exc.attempts_left), "error")
+        return redirect(url_for("pickup.enter_code"))
+    except CoolingDown as exc:
+        minutes = max(1, math.ceil(exc.seconds_left / 60))
+        flash(ngettext("Too many wrong codes. Please try again in %(num)d minute.",
+                       "Too many wrong codes. Please try again in %(num)d minutes.", minutes), "error")
+        return redirect(url_for("pickup.enter_code"))
+    except LockerError as exc:
+        flash(error_message(exc), "error")
+        return redirect(url_for("pickup.enter_code"))
+    session["pickups"] = [*session.get("pickups", []), view.parcel_id]
+    return redirect(url_for("pickup.door", parcel_id=view.parcel_id))
