@@ -52,8 +52,85 @@ def build_controller(settings: Settings, *, clock: Clock | None = None) -> Contr
     db = Database(settings.database_path)
     db.upgrade()
     controller = Controller(settings=settings, db=db, clock=clock or SystemClock())
+    _build_locker(controller)
     _build_community(controller)
     return controller
+
+
+def _build_locker(controller: Controller) -> None:
+    """The parcel locker: bus (or, in simulate mode, an in-process simulator on a PTY),
+    buzzer, key files, service, door monitor and minute jobs. No serial URL and no
+    --simulate: this box has no locker. Raises BusBusy when another process owns the bus."""
+    from edge.drivers.lockboard import open_lockboard_bus
+    from edge.identity.keys import load_or_create_key
+    from edge.identity.tokens import PickupTokenCodec
+    from edge.locker.buslock import BusLock, bus_lock_path
+    from edge.locker.diagnostics import LockerDiagnostics
+    from edge.locker.monitor import DoorMonitor, LockerJobs
+    from edge.locker.runtime import LockerRuntime
+    from edge.locker.service import LockerService
+
+    settings, locker = controller.settings, controller.settings.locker
+    if locker.serial_url is None and not settings.simulate:
+        log.info("no_locker", why="locker.serial_url is not set")
+        return
+    bus_lock = BusLock(bus_lock_path(settings.data_dir)).acquire()
+    cleanups: list[Any] = [bus_lock.release]
+    try:
+        url, simulator = locker.serial_url, None
+        if url is None:
+            from simulators.lockboard import LockBoardSimulator
+
+            simulator = LockBoardSimulator(locker.boards, closed_bit=locker.closed_bit, auto_close_s=8.0)
+            url = simulator.start_pty()
+            cleanups.append(simulator.stop)
+            controller.services["lockboard_simulator"] = simulator
+        bus = open_lockboard_bus(url, boards=locker.boards, closed_bit=locker.closed_bit,
+                                 baudrate=locker.baudrate, reply_timeout_s=locker.reply_timeout_s,
+                                 unlock_gap_s=locker.unlock_gap_s, rs485_rts=locker.rs485_rts)
+    except Exception:
+        for cleanup in reversed(cleanups):
+            cleanup()
+        raise
+    cleanups.remove(bus_lock.release)
+    station_io = controller.services.get("station_io")
+    if station_io is None and (settings.gpio.enabled or settings.simulate):
+        from edge.drivers.gpio import StationIO
+
+        pin_factory = None
+        if not settings.gpio.enabled:
+            from gpiozero.pins.mock import MockFactory
+
+            pin_factory = MockFactory()
+        gpio = settings.gpio
+        station_io = StationIO(gpio.presence_pin, gpio.buzzer_pin, gpio.light_pin, pin_factory=pin_factory)
+        controller.services["station_io"] = station_io
+        cleanups.append(station_io.close)
+
+    def alarm(on: bool) -> None:
+        if station_io is None:
+            log.warning("door_alarm", on=on, buzzer="none")
+        elif on:
+            station_io.alarm_on()
+        else:
+            station_io.alarm_off()
+
+    secret = load_or_create_key(settings.keys_dir / "pickup_code.key", 32)
+    tokens = PickupTokenCodec(load_or_create_key(settings.keys_dir / "pickup_token.key", 32))
+    couriers = locker.couriers or ({"000000": "demo-courier"} if settings.simulate else {})
+    service = LockerService(controller.db, bus, locker.layout(), controller.clock, secret, tokens,
+                            alarm, locker.model_copy(update={"couriers": couriers}),
+                            site_id=settings.mqtt.site_id)
+    if simulator is not None:
+        from edge.locker.demo import DemoHand
+
+        service.subscribe(DemoHand(simulator, service))
+    controller.services["locker"] = service
+    controller.services["locker_diagnostics"] = LockerDiagnostics(service, bus, controller.db,
+                                                                  settings.keys_dir)
+    controller.components.append(LockerRuntime(
+        service, bus, bus_lock, DoorMonitor(service, locker.poll_interval_s), LockerJobs(service),
+        cleanups))
 
 
 def _build_community(controller: Controller) -> None:

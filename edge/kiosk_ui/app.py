@@ -13,6 +13,9 @@ def create_app(controller: "Controller") -> Flask:
     app = Flask(__name__)
     app.config["EDGE_SETTINGS"] = controller.settings
     app.extensions["edge"] = controller
+    from edge.kiosk_ui.screens import register_screens; register_screens(app)  # kiosk screens
+    from edge.kiosk_ui.api import diag, locker, openapi  # JSON API: locker, diagnostics, its document
+    locker.register(app, controller); diag.register(app); openapi.register(app)
 
     @app.get("/healthz")
     def healthz() -> Any:

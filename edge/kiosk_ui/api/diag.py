@@ -1,0 +1,105 @@
+"""Technician diagnostics over the local HTTP API: what `edge diag` calls when the running
+controller owns the lock-board bus (see edge/locker/buslock.py)."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+
+from edge.kiosk_ui.api.locker import error, locker_error
+from edge.locker.diagnostics import LockerDiagnostics
+from edge.locker.errors import InvalidInput, LockerError
+
+bp = Blueprint("diag_api", __name__, url_prefix="/api/diag")
+
+
+def diagnostics() -> LockerDiagnostics:
+    return current_app.extensions["edge"].services["locker_diagnostics"]
+
+
+@bp.before_request
+def _locker_present() -> Response | None:
+    if "locker_diagnostics" not in current_app.extensions["edge"].services:
+        return error("no_locker", "this station has no parcel locker configured")
+    return None
+
+
+@bp.errorhandler(LockerError)
+def _on_locker_error(exc: LockerError) -> Response:
+    return locker_error(exc)
+
+
+def _technician_request() -> tuple[int, str]:
+    body = request.get_json(silent=True)
+    number = body.get("compartment") if isinstance(body, dict) else None
+    if not isinstance(number, int) or isinstance(number, bool):
+        raise InvalidInput("invalid_input", "compartment must be a number")
+    who = body.get("who") if isinstance(body.get("who"), str) and body["who"].strip() else "technician"
+    return number, who.strip()[:64]
+
+
+@bp.get("/doors")
+def doors() -> Any:
+    return jsonify(diagnostics().doors())
+
+
+@bp.post("/open")
+def open_door() -> Any:
+    return jsonify(diagnostics().open(*_technician_request()))
+
+
+@bp.post("/clear-fault")
+def clear_fault() -> Any:
+    return jsonify(diagnostics().clear_fault(*_technician_request()))
+
+
+@bp.get("/bus")
+def bus() -> Any:
+    return jsonify(diagnostics().bus())
+
+
+@bp.get("/selftest")
+def selftest() -> Any:
+    return jsonify(checks=diagnostics().selftest())
+
+
+@bp.get("/events")
+def events() -> Any:
+    limit = request.args.get("limit", "20")
+    if not limit.isdigit():
+        return error("invalid_input", "limit must be a whole number")
+    return jsonify(diagnostics().events(int(limit)))
+
+
+def register(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+def _openapi() -> dict[str, Any]:
+    from edge.kiosk_ui.api.openapi import INTEGER, STRING, obj, operation
+
+    technician = obj(["compartment"], compartment=INTEGER, who=STRING)
+    return {"paths": {
+        "/api/diag/doors": {"get": operation(
+            "Every compartment read from its board now, with parcel state and fault",
+            obj(boards={"type": "array"}, compartments={"type": "array"}), errors=(503,), tag="diag")},
+        "/api/diag/open": {"post": operation(
+            "Technician opens one door (audited); opened is true only when status confirms",
+            obj(["compartment", "opened"], compartment=INTEGER, opened={"type": "boolean"},
+                attempts=INTEGER, latch=STRING, error={"type": "string", "nullable": True}),
+            body=technician, errors=(400, 404, 503), tag="diag")},
+        "/api/diag/clear-fault": {"post": operation(
+            "Technician puts a repaired compartment back in service", body=technician,
+            errors=(400, 404, 503), tag="diag")},
+        "/api/diag/bus": {"get": operation(
+            "Bus scan: configured, answering, missing and unexpected boards", errors=(503,), tag="diag")},
+        "/api/diag/selftest": {"get": operation(
+            "Database, key files, bus, boards, disk", obj(checks={"type": "array"}), errors=(503,),
+            tag="diag")},
+        "/api/diag/events": {"get": operation(
+            "Recent audit and outbox rows (pickup codes redacted)",
+            obj(audit={"type": "array"}, outbox={"type": "array"}), errors=(400, 503), tag="diag")},
+    }}
+
+
+OPENAPI = _openapi()

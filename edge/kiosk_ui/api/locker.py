@@ -1,0 +1,353 @@
+"""JSON API of the parcel locker (for tests, the bench and integrations; the kiosk screens
+call the LockerService in-process). Thin: parse, call the service, answer JSON.
+
+Couriers log in with their courier code and carry the session token as
+`Authorization: Bearer <token>` on deposit and return calls.
+"""
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+
+from edge.locker.errors import InvalidInput, LockerError
+
+if TYPE_CHECKING:
+    from edge.app import Controller
+    from edge.locker.service import LockerService
+
+COURIER_SESSION_S = 15 * 60
+KIOSK_ID = "kiosk"  # the JSON API is one more client of this box's kiosk, rate-limited as one
+
+bp = Blueprint("locker_api", __name__, url_prefix="/api/locker")
+sim_bp = Blueprint("sim_api", __name__, url_prefix="/api/sim/lockboard")
+
+# HTTP status per LockerError code; anything else is 409 (the request conflicts with state).
+STATUS = {
+    "invalid_input": 400, "bad_phone": 400, "bad_waybill": 400, "bad_size": 400,
+    "bad_code_format": 400, "invalid_json": 400, "unauthorised": 401, "unknown_courier": 401,
+    "wrong_code": 403, "token_refused": 403, "not_found": 404, "cooling_down": 429,
+    "board_unreachable": 503, "compartment_out_of_service": 503, "no_locker": 503,
+}
+
+
+class CourierSessions:
+    """Courier session tokens in memory: a restart logs couriers out, which is the safe side."""
+
+    def __init__(self, ttl_s: float = COURIER_SESSION_S) -> None:
+        self._ttl_s = ttl_s
+        self._sessions: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def open(self, courier_id: str) -> str:
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            now = time.monotonic()
+            self._sessions = {t: v for t, v in self._sessions.items() if v[1] > now}
+            self._sessions[token] = (courier_id, now + self._ttl_s)
+        return token
+
+    def courier(self, token: str) -> str | None:
+        with self._lock:
+            found = self._sessions.get(token)
+        return found[0] if found and found[1] > time.monotonic() else None
+
+
+def error(code: str, message: str, status: int | None = None, **details: Any) -> Response:
+    body = {"error": {"code": code, "message": message, **details}}
+    response = jsonify(body)
+    response.status_code = status or STATUS.get(code, 409)
+    return response
+
+
+def locker_error(exc: LockerError) -> Response:
+    response = error(exc.code, exc.message, **exc.details)
+    if exc.code == "cooling_down":
+        response.headers["Retry-After"] = str(exc.details.get("seconds_left", 1))
+    return response
+
+
+def service() -> "LockerService":
+    return current_app.extensions["edge"].services["locker"]
+
+
+def json_body(*required: str) -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidInput("invalid_json", "send a JSON object")
+    missing = [name for name in required if not isinstance(body.get(name), str) or not body[name].strip()]
+    if missing:
+        raise InvalidInput("invalid_input", f"missing or empty: {', '.join(missing)}")
+    return body
+
+
+def courier_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        header = request.headers.get("Authorization", "")
+        token = header[7:] if header.startswith("Bearer ") else ""
+        courier_id = current_app.extensions["courier_sessions"].courier(token) if token else None
+        if courier_id is None:
+            return error("unauthorised", "log in with a courier code first")
+        g.courier_id = courier_id
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+@bp.before_request
+def _locker_present() -> Response | None:
+    if "locker" not in current_app.extensions["edge"].services:
+        return error("no_locker", "this station has no parcel locker configured")
+    return None
+
+
+@bp.errorhandler(LockerError)
+def _on_locker_error(exc: LockerError) -> Response:
+    return locker_error(exc)
+
+
+@bp.post("/courier/login")
+def courier_login() -> Any:
+    courier_id = service().courier_for_code(json_body("code")["code"])
+    token = current_app.extensions["courier_sessions"].open(courier_id)
+    return jsonify(token=token, courier_id=courier_id, expires_in=COURIER_SESSION_S)
+
+
+def _own_deposit(deposit_id: str) -> None:
+    """Couriers see only their own deposits (another courier's id reads as not found)."""
+    service().deposit_status(deposit_id, courier_id=g.courier_id)
+
+
+@bp.post("/deposits")
+@courier_required
+def start_deposit() -> Any:
+    body = json_body("waybill", "phone", "size")
+    view = service().start_deposit(g.courier_id, body["waybill"], body["phone"], body["size"])
+    return jsonify(view.as_dict()), 201
+
+
+@bp.get("/deposits/<deposit_id>")
+@courier_required
+def deposit_status(deposit_id: str) -> Any:
+    _own_deposit(deposit_id)
+    return jsonify(service().deposit_status(deposit_id).as_dict())
+
+
+@bp.post("/deposits/<deposit_id>/cancel")
+@courier_required
+def cancel_deposit(deposit_id: str) -> Any:
+    _own_deposit(deposit_id)
+    return jsonify(service().cancel_deposit(deposit_id).as_dict())
+
+
+@bp.post("/deposits/<deposit_id>/reopen")
+@courier_required
+def reopen_deposit(deposit_id: str) -> Any:
+    _own_deposit(deposit_id)
+    return jsonify(service().reopen_deposit(deposit_id).as_dict())
+
+
+@bp.post("/deposits/<deposit_id>/door-not-opened")
+@courier_required
+def door_not_opened(deposit_id: str) -> Any:
+    _own_deposit(deposit_id)
+    return jsonify(service().report_door_not_opened(deposit_id).as_dict())
+
+
+@bp.post("/pickup")
+def pickup_with_code() -> Any:
+    return jsonify(service().pickup_with_code(json_body("code")["code"], KIOSK_ID).as_dict())
+
+
+@bp.post("/pickup/token")
+def pickup_with_token() -> Any:
+    return jsonify(service().pickup_with_token(json_body("token")["token"], KIOSK_ID).as_dict())
+
+
+@bp.get("/pickups/<pickup_id>")
+def pickup_status(pickup_id: str) -> Any:
+    return jsonify(service().pickup_status(pickup_id).as_dict())
+
+
+@bp.get("/compartments")
+def compartments() -> Any:
+    return jsonify(compartments=service().snapshot())
+
+
+@bp.get("/overdue")
+@courier_required
+def overdue() -> Any:
+    return jsonify(parcels=service().overdue_parcels())
+
+
+@bp.post("/returns")
+@courier_required
+def take_back() -> Any:
+    body = json_body("parcel_id")
+    return jsonify(service().return_parcel(g.courier_id, body["parcel_id"]).as_dict())
+
+
+# --- simulator controls, registered only when the controller runs its own simulator -------
+
+def _simulator() -> Any:
+    return current_app.extensions["edge"].services["lockboard_simulator"]
+
+
+def _where(body: dict[str, Any]) -> tuple[int, int]:
+    number = body.get("compartment")
+    if not isinstance(number, int) or isinstance(number, bool):
+        raise InvalidInput("invalid_input", "compartment must be a number")
+    spec = service().compartment_location(number)
+    return spec.board, spec.lock
+
+
+@sim_bp.errorhandler(LockerError)
+def _on_sim_error(exc: LockerError) -> Response:
+    return locker_error(exc)
+
+
+@sim_bp.errorhandler(ValueError)
+def _on_sim_value_error(exc: ValueError) -> Response:
+    return error("invalid_input", str(exc))
+
+
+@sim_bp.get("/state")
+def sim_state() -> Any:
+    return jsonify(boards=_simulator().describe())
+
+
+@sim_bp.post("/door")
+def sim_door() -> Any:
+    body = request.get_json(silent=True) or {}
+    board, lock = _where(body)
+    action = body.get("action")
+    if action not in ("close", "open"):
+        raise InvalidInput("invalid_input", "action must be close or open")
+    (_simulator().close_door if action == "close" else _simulator().open_door)(board, lock)
+    return jsonify(ok=True)
+
+
+@sim_bp.post("/item")
+def sim_item() -> Any:
+    body = request.get_json(silent=True) or {}
+    board, lock = _where(body)
+    _simulator().set_item(board, lock, bool(body.get("present", True)))
+    return jsonify(ok=True)
+
+
+@sim_bp.post("/jam")
+def sim_jam() -> Any:
+    body = request.get_json(silent=True) or {}
+    board, lock = _where(body)
+    _simulator().jam(board, lock, bool(body.get("jammed", True)))
+    return jsonify(ok=True)
+
+
+@sim_bp.post("/offline")
+def sim_offline() -> Any:
+    body = request.get_json(silent=True) or {}
+    board = body.get("board")
+    if not isinstance(board, int) or isinstance(board, bool):
+        raise InvalidInput("invalid_input", "board must be a number")
+    _simulator().set_offline(board, bool(body.get("offline", True)))
+    return jsonify(ok=True)
+
+
+def register(app: Flask, controller: "Controller") -> None:
+    app.extensions["courier_sessions"] = CourierSessions()
+    app.register_blueprint(bp)
+    if "lockboard_simulator" in controller.services:
+        app.register_blueprint(sim_bp)
+
+
+def _openapi() -> dict[str, Any]:
+    from edge.kiosk_ui.api.openapi import BOOLEAN, INTEGER, STRING, obj, operation, ref
+
+    nullable_str = {"type": "string", "nullable": True}
+    deposit, pickup = ref("Deposit"), ref("Pickup")
+    comp = {"type": "object", "properties": {"compartment": INTEGER}, "required": ["compartment"]}
+    return {
+        "schemas": {
+            "Deposit": obj(["deposit_id", "compartment", "size", "state", "message"],
+                           deposit_id=STRING, compartment=INTEGER, size={"enum": ["S", "M", "L"]},
+                           state={"enum": ["opening", "door_open", "empty_closed", "deposited",
+                                           "cancelled", "failed"]},
+                           message=STRING, parcel_id=nullable_str),
+            "Pickup": obj(["pickup_id", "parcel_id", "compartment", "purpose", "state"],
+                          pickup_id=STRING, parcel_id=STRING, compartment=INTEGER,
+                          purpose={"enum": ["pickup", "return"]},
+                          state={"enum": ["door_open", "collected", "returned"]}, message=STRING),
+            "Compartment": obj(["number", "board", "lock", "size", "latch", "state"],
+                               number=INTEGER, board=INTEGER, lock=INTEGER, size=STRING,
+                               latch={"enum": ["open", "closed", "unknown"]},
+                               item={"type": "boolean", "nullable": True},
+                               state={"enum": ["free", "occupied", "deposit", "pickup", "return",
+                                               "fault", "disabled", "unknown"]},
+                               fault=nullable_str, parcel={"type": "object", "nullable": True},
+                               deposit_id=nullable_str),
+        },
+        "paths": {
+            "/api/locker/courier/login": {"post": operation(
+                "Courier logs in with a courier code", obj(token=STRING, courier_id=STRING, expires_in=INTEGER),
+                body=obj(code=STRING), errors=(400, 401), tag="locker")},
+            "/api/locker/deposits": {"post": operation(
+                "Start a deposit: choose a free working compartment of the size and open it", deposit,
+                body=obj(waybill=STRING, phone=STRING, size={"enum": ["S", "M", "L"]}),
+                errors=(400, 409, 503), ok_status=201, courier=True, tag="locker")},
+            "/api/locker/deposits/{deposit_id}": {"get": operation(
+                "A deposit's state", deposit, errors=(404,), courier=True, tag="locker")},
+            "/api/locker/deposits/{deposit_id}/cancel": {"post": operation(
+                "Cancel before the door is closed on an item", deposit, errors=(404, 409), courier=True,
+                tag="locker")},
+            "/api/locker/deposits/{deposit_id}/reopen": {"post": operation(
+                "Reopen a door closed with nothing seen inside", deposit, errors=(404, 409, 503),
+                courier=True, tag="locker")},
+            "/api/locker/deposits/{deposit_id}/door-not-opened": {"post": operation(
+                "The door did not open: flag it, open another", deposit, errors=(404, 409, 503),
+                courier=True, tag="locker")},
+            "/api/locker/pickup": {"post": operation(
+                "Resident pickup by 8-digit code (wrong codes rate-limited per kiosk)", pickup,
+                body=obj(code=STRING), errors=(400, 403, 409, 429, 503), tag="locker")},
+            "/api/locker/pickup/token": {"post": operation(
+                "Resident pickup by the QR token from the pickup notice (single use)", pickup,
+                body=obj(token=STRING), errors=(400, 403, 409, 503), tag="locker")},
+            "/api/locker/pickups/{pickup_id}": {"get": operation(
+                "A pickup's or return's state (by pickup id or parcel id)", pickup, errors=(404,),
+                tag="locker")},
+            "/api/locker/compartments": {"get": operation(
+                "Every compartment (phones masked, no codes)",
+                obj(compartments={"type": "array", "items": ref("Compartment")}), tag="locker")},
+            "/api/locker/overdue": {"get": operation(
+                "Parcels past retention, for couriers to take back",
+                obj(parcels={"type": "array", "items": {"type": "object"}}), courier=True, tag="locker")},
+            "/api/locker/returns": {"post": operation(
+                "Open an overdue parcel's door for the courier to take it back", pickup,
+                body=obj(parcel_id=STRING), errors=(400, 404, 409, 503), courier=True, tag="locker")},
+            "/api/sim/lockboard/state": {"get": operation(
+                "Simulate mode only: the simulated boards", obj(boards={"type": "array"}), tag="simulator")},
+            "/api/sim/lockboard/door": {"post": operation(
+                "Simulate mode only: push a door shut or pull it open", obj(ok=BOOLEAN),
+                body={**comp, "properties": {"compartment": INTEGER, "action": {"enum": ["close", "open"]}}},
+                errors=(400, 404), tag="simulator")},
+            "/api/sim/lockboard/item": {"post": operation(
+                "Simulate mode only: put an item in or take it out", obj(ok=BOOLEAN),
+                body={**comp, "properties": {"compartment": INTEGER, "present": BOOLEAN}},
+                errors=(400, 404), tag="simulator")},
+            "/api/sim/lockboard/jam": {"post": operation(
+                "Simulate mode only: a latch that will not open", obj(ok=BOOLEAN),
+                body={**comp, "properties": {"compartment": INTEGER, "jammed": BOOLEAN}},
+                errors=(400, 404), tag="simulator")},
+            "/api/sim/lockboard/offline": {"post": operation(
+                "Simulate mode only: a board stops (or starts) answering", obj(ok=BOOLEAN),
+                body=obj(["board"], board=INTEGER, offline=BOOLEAN), errors=(400,), tag="simulator")},
+        },
+    }
+
+
+OPENAPI = _openapi()

@@ -1,0 +1,1 @@
+"""The parcel locker: courier deposits, resident pickups, door monitoring, diagnostics."""

@@ -1,0 +1,77 @@
+"""What the locker refuses, in plain words. `code` is stable: the UI translates by it and the
+JSON API returns it; `message` is English for logs, technicians and API clients."""
+from __future__ import annotations
+
+
+class LockerError(Exception):
+    code = "locker_error"
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidInput(LockerError):
+    code = "invalid_input"
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code  # bad_phone, bad_waybill, bad_size, bad_code_format, ...
+
+
+class NotFound(LockerError):
+    code = "not_found"
+
+
+class WrongState(LockerError):
+    code = "wrong_state"
+
+
+class UnknownCourier(LockerError):
+    code = "unknown_courier"
+
+
+class NoFreeCompartment(LockerError):
+    code = "no_free_compartment"
+
+
+class DoorDidNotOpen(LockerError):
+    code = "door_not_opened"
+
+
+class CompartmentOutOfService(LockerError):
+    code = "compartment_out_of_service"
+
+
+class BoardUnreachable(LockerError):
+    code = "board_unreachable"
+
+
+class WrongCode(LockerError):
+    code = "wrong_code"
+
+    def __init__(self, attempts_left: int) -> None:
+        super().__init__(f"that pickup code is not right; {attempts_left} tries left",
+                         attempts_left=attempts_left)
+        self.attempts_left = attempts_left
+
+
+class CoolingDown(LockerError):
+    code = "cooling_down"
+
+    def __init__(self, seconds_left: int) -> None:
+        super().__init__(f"too many wrong codes; try again in {seconds_left} s",
+                         seconds_left=seconds_left)
+        self.seconds_left = seconds_left
+
+
+class TokenRefused(LockerError):
+    """A pickup QR token was refused; `reason` is the token codec's code
+    (malformed, forged, expired, used)."""
+
+    code = "token_refused"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message, reason=reason)
+        self.reason = reason

@@ -1,0 +1,37 @@
+"""What the locker service hands to adapters (kiosk UI, JSON API, cloud bridge)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# Deposit states: opening (row written, door being unlocked), door_open, empty_closed (door
+# closed with no item seen: courier may reopen or cancel), deposited, cancelled, failed.
+LIVE_DEPOSIT_STATES = ("opening", "door_open", "empty_closed")
+# Parcel states while it is in a compartment.
+LIVE_PARCEL_STATES = ("stored", "pickup_open", "return_open")
+
+
+@dataclass(frozen=True)
+class DepositView:
+    deposit_id: str
+    compartment: int
+    size: str
+    state: str
+    message: str
+    parcel_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PickupView:
+    pickup_id: str
+    parcel_id: str
+    compartment: int
+    purpose: str  # pickup | return
+    state: str  # door_open | collected | returned
+    message: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
