@@ -238,10 +238,10 @@ def random_qr_scene(rng: np.random.Generator, size: tuple[int, int], **overrides
     """A plausible hold-up: some tilt and rotation, mild blur, sometimes glare or dim screen."""
     scene = QrScene(
         size=size,
-        code_fraction=float(rng.uniform(0.25, 0.5)),
+        code_fraction=float(rng.uniform(0.3, 0.55)),
         tilt_deg=float(rng.uniform(-25, 25)),
         rotation_deg=float(rng.uniform(-20, 20)),
-        blur_sigma=float(rng.choice([0.0, 0.8, 1.5, 2.2])),
+        blur_sigma=float(rng.choice([0.0, 0.6, 1.0, 1.6])),
         glare=float(rng.choice([0.0, 0.0, 0.4, 0.7])),
         contrast=float(rng.choice([1.0, 1.0, 0.6, 0.35])),
         noise_sigma=float(rng.uniform(1, 5)),
@@ -292,7 +292,7 @@ def _kiosk_background(rng: np.random.Generator, width: int, height: int) -> np.n
 def _phone_screen(text: str, code_px: int, contrast: float) -> np.ndarray:
     matrix = np.array(segno.make_qr(text, error="m").matrix, dtype=np.uint8)
     modules = matrix.shape[0] + 8  # quiet zone of 4 modules each side
-    module_px = max(code_px // modules, 2)
+    module_px = max(round(code_px / modules), 2)
     padded = np.pad(matrix, 4)
     code = np.kron(padded, np.ones((module_px, module_px), np.uint8))
     dark, light = 128 - 110 * contrast, 128 + 110 * contrast

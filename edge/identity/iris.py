@@ -153,7 +153,7 @@ class QualityLimits:
     """Where the gates close. Pixel figures are for a 640x480 iris camera."""
 
     min_iris_radius: float = 70.0
-    max_iris_radius: float = 180.0
+    max_iris_radius: float = 160.0
     max_centre_offset: float = 0.25  # of the frame's width/height
     edge_margin: float = 4.0  # pixels the iris must stay inside the frame
     min_sharpness: float = 0.13  # pupil-edge gradient / contrast; ~1/(2.5*blur sigma)
@@ -192,9 +192,12 @@ class Circle:
 def extract(frame: np.ndarray, limits: QualityLimits = QualityLimits()) -> Extraction:
     """An iris template from one camera frame, or the quality gate that refused it."""
     gray = _gray(frame)
-    pupil = find_pupil(gray)
-    if pupil is None:
+    found = find_pupil(gray)
+    if found is None:
         return Extraction(Quality("no_eye"))
+    pupil, roundness = found
+    if roundness < _MIN_ROUNDNESS:
+        return Extraction(Quality("covered", {"pupil_roundness": roundness}))
     pupil, sharpness = refine_pupil(gray, pupil)
     iris = find_limbus(gray, pupil)
     if iris is None:
@@ -233,8 +236,9 @@ def _gray(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
-def find_pupil(gray: np.ndarray) -> Circle | None:
-    """The darkest large round blob. Worked at half size: lashes vanish in the opening."""
+def find_pupil(gray: np.ndarray) -> tuple[Circle, float] | None:
+    """The darkest large blob as a circle, with its roundness (1 = a full disc; a lid
+    across the pupil makes it less). Worked at half size: lashes vanish in the opening."""
     small = cv2.GaussianBlur(cv2.resize(gray, None, fx=0.5, fy=0.5,
                                         interpolation=cv2.INTER_AREA), (5, 5), 0)
     darkest = float(np.percentile(small, 0.5))
@@ -242,7 +246,7 @@ def find_pupil(gray: np.ndarray) -> Circle | None:
     dark = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(
         cv2.MORPH_ELLIPSE, (7, 7)))
     contours, _ = cv2.findContours(dark, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    best: tuple[float, Circle] | None = None
+    best: tuple[float, Circle, float] | None = None
     for contour in contours:
         hull = cv2.convexHull(contour)  # reflections bite notches out of the edge
         area = cv2.contourArea(hull)
@@ -250,11 +254,18 @@ def find_pupil(gray: np.ndarray) -> Circle | None:
             continue
         (x, y), enclosing = cv2.minEnclosingCircle(hull)
         roundness = area / (math.pi * enclosing**2)
-        if roundness < 0.6:
+        if roundness < _MIN_PARTIAL_ROUNDNESS:
             continue
-        if best is None or area > best[0]:
-            best = (area, Circle(2 * x + 0.5, 2 * y + 0.5, 2 * math.sqrt(area / math.pi)))
-    return None if best is None else best[1]
+        # A round blob beats a bigger ragged one (a lash line, a shadow).
+        rank = area * (4.0 if roundness >= _MIN_ROUNDNESS else 1.0)
+        if best is None or rank > best[0]:
+            circle = Circle(2 * x + 0.5, 2 * y + 0.5, 2 * math.sqrt(area / math.pi))
+            best = (rank, circle, roundness)
+    return None if best is None else (best[1], best[2])
+
+
+_MIN_ROUNDNESS = 0.6  # below: the pupil is partly hidden, by a lid most often
+_MIN_PARTIAL_ROUNDNESS = 0.3
 
 
 def find_limbus(gray: np.ndarray, pupil: Circle) -> Circle | None:
@@ -282,8 +293,29 @@ def find_limbus(gray: np.ndarray, pupil: Circle) -> Circle | None:
     ix, iy, ir = np.unravel_index(int(np.argmax(jump)), jump.shape)
     if jump[ix, iy, ir] < 12:
         return None
-    return Circle(float(pupil.x + x_offsets[ix]), float(pupil.y + y_offsets[iy]),
-                  float(radii[ir] + 2))
+    coarse = Circle(float(pupil.x + x_offsets[ix]), float(pupil.y + y_offsets[iy]),
+                    float(radii[ir] + 2))
+    return _refine_limbus(gray, coarse, angles)
+
+
+def _refine_limbus(gray: np.ndarray, coarse: Circle, angles: np.ndarray) -> Circle:
+    """A circle fitted to where each side ray crosses the limbus (the coarse search moves
+    the centre in steps of pixels and sees the vertical only faintly)."""
+    radii = np.arange(coarse.r - 8, coarse.r + 8, 0.5, dtype=np.float32)
+    map_x = coarse.x + np.cos(angles)[:, None] * radii[None, :]
+    map_y = coarse.y + np.sin(angles)[:, None] * radii[None, :]
+    rays = cv2.remap(gray, map_x, map_y, cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    rise = np.diff(cv2.GaussianBlur(rays, (7, 1), 0), axis=1)
+    strong = rise.max(axis=1) > 2.0  # a lid or lash on the ray hides the limbus
+    if strong.sum() < 8:
+        return coarse
+    edge = radii[:-1][np.argmax(rise[strong], axis=1)] + 0.25
+    fitted = _fit_circle(coarse.x + np.cos(angles[strong]) * edge,
+                         coarse.y + np.sin(angles[strong]) * edge)
+    if abs(fitted.r - coarse.r) > 6 or math.hypot(fitted.x - coarse.x, fitted.y - coarse.y) > 10:
+        return coarse
+    return fitted
 
 
 def _geometry_gate(shape: tuple[int, ...], iris: Circle, limits: QualityLimits) -> str | None:
@@ -305,7 +337,8 @@ def refine_pupil(gray: np.ndarray, pupil: Circle) -> tuple[Circle, float]:
     """The pupil circle fitted to the steepest point of each ray across its edge, and the
     edge's sharpness: steepest step over step height, about 1/(2.5 sigma) for an edge
     blurred by sigma pixels, whatever the lighting or the iris texture."""
-    radii = np.arange(pupil.r - 10, pupil.r + 10, 0.5, dtype=np.float32)
+    reach = min(16.0, pupil.r * 0.6)  # wide enough to see both plateaus of a soft edge
+    radii = np.arange(pupil.r - reach, pupil.r + reach, 0.5, dtype=np.float32)
     angles = np.linspace(0, 2 * np.pi, 48, endpoint=False, dtype=np.float32)
     map_x = pupil.x + np.cos(angles)[:, None] * radii[None, :]
     map_y = pupil.y + np.sin(angles)[:, None] * radii[None, :]
@@ -319,10 +352,14 @@ def refine_pupil(gray: np.ndarray, pupil: Circle) -> tuple[Circle, float]:
     clean = rays.max(axis=1) < 220  # a reflection on the ray would pull the edge
     if clean.sum() < 12:
         return pupil, sharpness
-    edge = radii[np.argmax(np.diff(cv2.GaussianBlur(rays[clean], (5, 1), 0), axis=1), axis=1)]
+    # The first guess is within a few pixels: look for the edge only there, so strong
+    # iris texture further out cannot pull it.
+    near = np.abs(radii[:-1] - pupil.r) <= 5
+    rise = np.diff(cv2.GaussianBlur(rays[clean], (5, 1), 0), axis=1)[:, near]
+    edge = radii[:-1][near][np.argmax(rise, axis=1)]
     fitted = _fit_circle(pupil.x + np.cos(angles[clean]) * (edge + 0.25),
                          pupil.y + np.sin(angles[clean]) * (edge + 0.25))
-    if abs(fitted.r - pupil.r) > 5 or math.hypot(fitted.x - pupil.x, fitted.y - pupil.y) > 5:
+    if abs(fitted.r - pupil.r) > 6 or math.hypot(fitted.x - pupil.x, fitted.y - pupil.y) > 6:
         return pupil, sharpness
     return fitted, sharpness
 
