@@ -54,6 +54,7 @@ def build_controller(settings: Settings, *, clock: Clock | None = None) -> Contr
     controller = Controller(settings=settings, db=db, clock=clock or SystemClock())
     _build_locker(controller)
     _build_community(controller)
+    _build_bridge(controller)
     return controller
 
 
@@ -164,6 +165,50 @@ def _build_community(controller: Controller) -> None:
         requests=RequestService(db, clock, settings.community.emergency_callback_minutes),
         feedback=FeedbackService(db, catalogue, clock),
     )
+
+
+def _build_bridge(controller: Controller) -> None:
+    """The cloud bridge, with a command handler for each service that exists. In simulate
+    mode with no broker configured (and Mosquitto installed), a private broker and the
+    reference cloud peer run alongside, so the whole loop works on a laptop."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from cloud_bridge import Bridge, CommandRouter, ConfigCommand
+    from cloud_bridge.commands import ping_handler
+    from edge.storage import outbox
+    from simulators.cloud import CloudSimulator, PrivateBroker, load_catalogue
+
+    settings, db, clock, services = controller.settings, controller.db, controller.clock, controller.services
+    with db.write() as session:
+        outbox.set_budget(session, max_rows=settings.outbox.max_pending_rows,
+                          max_bytes=settings.outbox.max_pending_bytes)
+    if settings.simulate and not settings.mqtt.host and PrivateBroker.available():
+        broker = PrivateBroker()
+        settings.mqtt = settings.mqtt.model_copy(update={"host": broker.host, "port": broker.port})
+        cloud = CloudSimulator(broker.host, broker.port, catalogue=load_catalogue(None, settings.mqtt.site_id))
+        controller.components += [broker, cloud]
+    try:
+        software = version("community-station-edge")
+    except PackageNotFoundError:
+        software = "0+unknown"
+    router = CommandRouter(db, clock)
+    router.register("ping", ping_handler(software), in_transaction=True)
+    router.register("config.set", ConfigCommand(settings), in_transaction=True)
+    if "catalogue" in services:
+        router.register("catalogue.sync", services["catalogue"].replace)
+    if "bookings" in services:
+        router.register("booking.decision", lambda data: services["bookings"].decide(
+            data["booking_id"], data["decision"] == "approved", data.get("reason")))
+    locker = services.get("locker")
+    if locker is not None:
+        router.register("locker.open", lambda data: locker.open_remote(
+            data["compartment"], data["operator"], data["reason"]))
+    bridge = Bridge(settings, db, router, clock=clock, version=software,
+                    compartments=locker.snapshot if locker is not None else None)
+    if locker is not None:
+        locker.subscribe(bridge.compartments_changed)
+    services["bridge"] = bridge
+    controller.components.append(bridge)
 
 
 def serve(controller: Controller) -> None:

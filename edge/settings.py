@@ -163,6 +163,19 @@ class MqttSettings(_Section):
     tls_key: Path | None = None
     keepalive_s: int = Field(30, ge=5)
     session_expiry_s: int = Field(7 * 24 * 3600, ge=1)
+    window: int = Field(100, ge=1, le=1000)  # outbox messages in flight awaiting PUBACK
+    reconnect_min_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30, gt=0)
+
+
+class OutboxSettings(_Section):
+    """The outbox's storage budget (ADR 0031): durable events are never dropped; when the
+    budget is spent, telemetry goes first (oldest first, counted) and then new work is refused."""
+
+    max_pending_rows: int = Field(500_000, ge=100)
+    max_pending_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024)
+    telemetry_max_age_s: float = Field(7 * 24 * 3600, gt=0)
+    published_tail_rows: int = Field(1000, ge=0)  # published rows kept for diagnostics
 
 
 class GpioSettings(_Section):
@@ -203,6 +216,7 @@ class Settings(BaseSettings):
     locker: LockerSettings = LockerSettings()
     http: HttpSettings = HttpSettings()
     mqtt: MqttSettings = MqttSettings()
+    outbox: OutboxSettings = OutboxSettings()
     gpio: GpioSettings = GpioSettings()
     kiosk: KioskSettings = KioskSettings()
     identity: IdentitySettings = IdentitySettings()

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 # Every module that declares tables on Base; Alembic compares models against these.
 MODEL_MODULES = [
     "edge.storage.models",
+    "edge.storage.outbox",
+    "cloud_bridge.models",
     "edge.community.models",
     "edge.locker.models",
 ]

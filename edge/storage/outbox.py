@@ -1,19 +1,37 @@
-"""Writing events for the cloud. The cloud bridge drains what is written here.
+"""Writing events for the cloud, within a declared storage budget. The cloud bridge drains
+what is written here.
 
 Call `record_event` inside the same `db.write()` session as the state change it reports:
 both commit together or neither does.
+
+The budget (ADR 0031): pending (unpublished) rows and bytes are kept as running totals in
+`outbox_stats` by SQLite triggers (migration 0005), so an insert checks one row instead of
+counting the table. Over budget, Priority.TELEMETRY rows are dropped oldest-first (counted
+in kv, logged, and announced to the cloud in an `outbox.dropped` event so that the seq gap
+they leave is explained, ADR 0032); every other event is refused with StorageFull.
 """
 from __future__ import annotations
 
 import enum
 import json
+import threading
 import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Integer, delete, event, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from edge.clock import Clock, SystemClock
-from edge.storage.models import OutboxEvent
+from edge.logs import get_logger
+from edge.storage.db import StorageFull
+from edge.storage.models import Base, KeyValue, OutboxEvent
+
+log = get_logger("edge.outbox")
+
+DROPPED_EVENT = "outbox.dropped"
+DROPPED_COUNTER_KEY = "outbox.telemetry_dropped"
 
 
 class Priority(enum.IntEnum):
@@ -25,7 +43,35 @@ class Priority(enum.IntEnum):
     TELEMETRY = 9  # low value: the only class the bridge may drop when space runs out
 
 
+class OutboxStats(Base):
+    """One row: running totals of unpublished events (kept by triggers) and the budget."""
+
+    __tablename__ = "outbox_stats"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pending_rows: Mapped[int] = mapped_column(Integer, default=0)
+    pending_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    max_rows: Mapped[int] = mapped_column(Integer)
+    max_bytes: Mapped[int] = mapped_column(Integer)
+
+
 _system_clock = SystemClock()
+_commit_listeners: list[Callable[[], None]] = []
+_listeners_lock = threading.Lock()
+
+
+def on_event_committed(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call `callback` after each commit that wrote events (the bridge wakes up instead of
+    polling). Returns a function that removes the listener."""
+    with _listeners_lock:
+        _commit_listeners.append(callback)
+
+    def remove() -> None:
+        with _listeners_lock:
+            if callback in _commit_listeners:
+                _commit_listeners.remove(callback)
+
+    return remove
 
 
 def record_event(
@@ -36,8 +82,14 @@ def record_event(
     priority: Priority = Priority.NORMAL,
     clock: Clock = _system_clock,
 ) -> OutboxEvent:
+    """Add an event to the outbox in the caller's transaction.
+
+    Raises StorageFull when the budget is spent and no telemetry is left to drop (the caller
+    refuses its new work). A telemetry event that does not fit is itself dropped and counted:
+    the returned object is then not in the session.
+    """
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    event = OutboxEvent(
+    event_row = OutboxEvent(
         message_id=str(uuid.uuid4()),
         type=type,
         ts=clock.now(),
@@ -45,6 +97,157 @@ def record_event(
         data=data,
         size_bytes=len(body.encode()),
     )
-    session.add(event)
+    if not _make_room(session, event_row, clock):
+        return event_row
+    session.add(event_row)
     session.flush()  # assigns seq now, inside the caller's transaction
-    return event
+    _notify_after_commit(session)
+    return event_row
+
+
+def _make_room(session: Session, new: OutboxEvent, clock: Clock) -> bool:
+    """True when `new` fits (after dropping telemetry if needed); False when `new` is
+    telemetry that was dropped itself."""
+    stats = session.get(OutboxStats, 1)
+    if stats is None:  # the budget row is created by migration 0005
+        raise RuntimeError("outbox_stats row missing: run the migrations")
+    excess_rows = stats.pending_rows + 1 - stats.max_rows
+    excess_bytes = stats.pending_bytes + new.size_bytes - stats.max_bytes
+    if excess_rows <= 0 and excess_bytes <= 0:
+        return True
+    # Free a little more than needed, so a full outbox does not drop one row per insert.
+    freed_rows, freed_bytes = drop_telemetry(
+        session,
+        rows=max(excess_rows, 0) + stats.max_rows // 100 + 1,
+        size=max(excess_bytes, 0) + stats.max_bytes // 100,
+        reason="budget",
+        clock=clock,
+    )
+    if freed_rows >= excess_rows and freed_bytes >= excess_bytes:
+        return True
+    if new.priority == Priority.TELEMETRY:
+        _count_drops(session, 1)
+        log.warning("outbox_telemetry_dropped", count=1, type=new.type, reason="budget_new")
+        return False
+    raise StorageFull(
+        f"the outbox is full ({stats.pending_rows} events, {stats.pending_bytes} bytes waiting "
+        "for the cloud); new work is refused until the connection drains it"
+    )
+
+
+def drop_telemetry(
+    session: Session,
+    *,
+    rows: int | None = None,
+    size: int | None = None,
+    older_than: datetime | None = None,
+    reason: str,
+    clock: Clock = _system_clock,
+) -> tuple[int, int]:
+    """Delete unpublished telemetry oldest-first until `rows` rows and `size` bytes are freed
+    (or everything older than `older_than`); announce the dropped seqs. Returns (rows, bytes)."""
+    query = (
+        select(OutboxEvent.seq, OutboxEvent.size_bytes)
+        .where(OutboxEvent.published_at.is_(None), OutboxEvent.priority == int(Priority.TELEMETRY))
+        .order_by(OutboxEvent.seq)
+    )
+    if older_than is not None:
+        query = query.where(OutboxEvent.ts < older_than)
+    victims: list[int] = []
+    freed_bytes = 0
+    for seq, size_bytes in session.execute(query.execution_options(yield_per=1000)):
+        if older_than is None and len(victims) >= (rows or 0) and freed_bytes >= (size or 0):
+            break
+        victims.append(seq)
+        freed_bytes += size_bytes
+    if not victims:
+        return 0, 0
+    for chunk in range(0, len(victims), 500):
+        session.execute(delete(OutboxEvent).where(OutboxEvent.seq.in_(victims[chunk:chunk + 500])))
+    _count_drops(session, len(victims))
+    ranges = seq_ranges(victims)
+    announce = OutboxEvent(
+        message_id=str(uuid.uuid4()), type=DROPPED_EVENT, ts=clock.now(), priority=int(Priority.NORMAL),
+        data={"count": len(victims), "ranges": ranges, "reason": reason},
+    )
+    announce.size_bytes = len(json.dumps(announce.data, separators=(",", ":")))
+    session.add(announce)
+    session.flush()
+    log.warning("outbox_telemetry_dropped", count=len(victims), first_seq=victims[0],
+                last_seq=victims[-1], reason=reason)
+    _notify_after_commit(session)
+    return len(victims), freed_bytes
+
+
+def seq_ranges(seqs: list[int]) -> list[list[int]]:
+    """[1, 2, 3, 7, 9, 10] -> [[1, 3], [7, 7], [9, 10]] (input sorted ascending)."""
+    ranges: list[list[int]] = []
+    for seq in seqs:
+        if ranges and ranges[-1][1] == seq - 1:
+            ranges[-1][1] = seq
+        else:
+            ranges.append([seq, seq])
+    return ranges
+
+
+def _count_drops(session: Session, count: int) -> None:
+    counter = session.get(KeyValue, DROPPED_COUNTER_KEY)
+    if counter is None:
+        session.add(KeyValue(key=DROPPED_COUNTER_KEY, value=str(count)))
+    else:
+        counter.value = str(int(counter.value) + count)
+
+
+def dropped_count(session: Session) -> int:
+    counter = session.get(KeyValue, DROPPED_COUNTER_KEY)
+    return int(counter.value) if counter else 0
+
+
+def set_budget(session: Session, *, max_rows: int, max_bytes: int) -> None:
+    session.execute(update(OutboxStats).where(OutboxStats.id == 1)
+                    .values(max_rows=max_rows, max_bytes=max_bytes))
+
+
+def pending(session: Session) -> tuple[int, int]:
+    """(rows, bytes) waiting for the cloud, from the running totals."""
+    stats = session.get(OutboxStats, 1)
+    return (stats.pending_rows, stats.pending_bytes) if stats else (0, 0)
+
+
+def mark_published(session: Session, seqs: list[int], at: datetime) -> None:
+    for chunk in range(0, len(seqs), 500):
+        session.execute(update(OutboxEvent)
+                        .where(OutboxEvent.seq.in_(seqs[chunk:chunk + 500]),
+                               OutboxEvent.published_at.is_(None))
+                        .values(published_at=at))
+
+
+def prune(session: Session, *, keep_published: int, telemetry_max_age: timedelta,
+          clock: Clock = _system_clock) -> int:
+    """Delete published rows beyond the diagnostic tail, and telemetry that is too old to
+    be worth sending. Returns the number of published rows deleted."""
+    drop_telemetry(session, older_than=clock.now() - telemetry_max_age, reason="age", clock=clock)
+    cutoff = session.scalar(
+        select(OutboxEvent.seq).where(OutboxEvent.published_at.is_not(None))
+        .order_by(OutboxEvent.seq.desc()).offset(keep_published).limit(1)
+    )
+    if cutoff is None:
+        return 0
+    result = session.execute(delete(OutboxEvent).where(OutboxEvent.published_at.is_not(None),
+                                                       OutboxEvent.seq <= cutoff))
+    return result.rowcount or 0
+
+
+def _notify_after_commit(session: Session) -> None:
+    if session.info.get("outbox_notify"):
+        return
+    session.info["outbox_notify"] = True
+
+    def _notify(_session: Session) -> None:
+        _session.info.pop("outbox_notify", None)
+        with _listeners_lock:
+            listeners = list(_commit_listeners)
+        for listener in listeners:
+            listener()
+
+    event.listen(session, "after_commit", _notify, once=True)
