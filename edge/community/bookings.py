@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from edge.clock import Clock, iso_utc
 from edge.community.catalogue import CatalogueService, Venue
-from edge.community.errors import BookingError
+from edge.community.errors import BookingError, CatalogueError
 from edge.community.models import ACTIVE_BOOKING_STATES, BookingRow
 from edge.community.residents import Resident
 from edge.logs import get_logger
@@ -193,7 +193,10 @@ class BookingService:
 
     def _venue_or_none(self, venue_id: str) -> Venue | None:
         # A venue may leave the catalogue while bookings for it remain.
-        return next((v for v in self._catalogue.venues() if v.id == venue_id), None)
+        try:
+            return self._catalogue.venue(venue_id)
+        except CatalogueError:
+            return None
 
     def _notify(self, event_type: str, data: dict[str, Any]) -> None:
         with self._subscribers_lock:

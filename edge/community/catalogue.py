@@ -47,9 +47,10 @@ class _Item(BaseModel):
 
 
 class Text(BaseModel):
-    """Bilingual text; at least one language must be given."""
+    """Bilingual text; at least one language must be given. Other languages the platform
+    may add later are ignored, not refused."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
     zh: str = ""
     en: str = ""
 

@@ -189,3 +189,13 @@ def test_a_failing_subscriber_does_not_undo_the_booking(bookings) -> None:
     bookings.subscribe(broken)
     booking = bookings.request(ALICE, "hall", local(2026, 11, 21, 17))
     assert bookings.booking(booking.booking_id).state == "pending"
+
+
+def test_bookings_outlive_their_venue_leaving_the_catalogue(bookings, catalogue) -> None:
+    from tests.community.conftest import payload
+
+    booking = bookings.request(ALICE, "hall", local(2026, 11, 21, 20))
+    catalogue.replace(payload(version="v2", venues=[]))
+    assert [b.booking_id for b in bookings.bookings_of("res-1")] == [booking.booking_id]
+    assert bookings.decide(booking.booking_id, True).state == "approved"
+    assert bookings.cancel(ALICE, booking.booking_id).state == "cancelled"
