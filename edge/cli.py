@@ -7,12 +7,14 @@ from typing import Any, Optional
 
 import typer
 
+from edge.diag import diag_app
 from edge.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Edge controller for a community service station.")
 sim_app = typer.Typer(no_args_is_help=True, help="Device simulators, runnable alone.")
 app.add_typer(sim_app, name="sim")
+app.add_typer(diag_app, name="diag")
 
 
 @app.callback()
@@ -49,7 +51,32 @@ def run(
     if port is not None:
         settings.http.port = port
     configure_logging(settings.log_level)
-    serve(build_controller(settings))
+    from edge.locker.buslock import BusBusy
+
+    try:
+        controller = build_controller(settings)
+    except BusBusy as exc:
+        typer.echo(f"edge: {exc}", err=True)
+        raise typer.Exit(2) from None
+    serve(controller)
+
+
+@sim_app.command("lockboard")
+def sim_lockboard(
+    boards: str = typer.Option("0,1", "--boards", help="Board addresses, comma separated."),
+    tcp: Optional[int] = typer.Option(None, "--tcp", help="Serve on this TCP port instead of a PTY."),
+    closed_bit: int = typer.Option(1, "--closed-bit", min=0, max=1),
+    auto_close: Optional[float] = typer.Option(None, "--auto-close", help="Doors shut after SECONDS."),
+) -> None:
+    """Kerong KR-CU16 lock boards: prints the port to open, then takes console commands."""
+    from simulators.lockboard import run_cli
+
+    try:
+        addresses = [int(b) for b in boards.split(",")]
+    except ValueError:
+        typer.echo(f"edge sim lockboard: --boards takes numbers separated by commas, not {boards!r}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(run_cli(addresses, tcp, closed_bit, auto_close))
 
 
 def main() -> None:

@@ -322,14 +322,14 @@ class LockerService:
         pending = _Pending()
         with self._db.write() as s:
             row = s.get(Deposit, deposit.id)
-            self._audit_opening(s, Actor.COURIER, deposit.courier_id, number,
-                                "deposit_reopen" if reopening else "deposit", result)
+            why = "deposit_reopen" if reopening else "deposit"
+            self._audit_opening(s, Actor.COURIER, deposit.courier_id, number, why, result)
             if result.opened:
                 row.state = "door_open"
                 row.message = (f"compartment {number} is open"
                                + (f"; {', '.join(map(str, tried))} did not open" if tried else ""))
                 row.updated_at = self._clock.now()
-                self._mark_opened(s, number, "deposit", pending, deposit_id=deposit.id)
+                self._mark_opened(s, number, why, pending, deposit_id=deposit.id)
                 view = _deposit_view(row)
             else:
                 self._record_failed_unlock(s, comp, result, pending)
