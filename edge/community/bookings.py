@@ -165,7 +165,7 @@ class BookingService:
         return [_view(row, self._venue_or_none(row.venue_id)) for row in rows]
 
     def _free_slot(self, venue: Venue, start: datetime, resident_id: str) -> Slot:
-        if start.tzinfo is None:
+        if not isinstance(start, datetime) or start.tzinfo is None:
             raise BookingError("bad_time", "a booking start needs a time zone")
         day = start.astimezone(self._tz).date()
         for slot in self.day_slots(venue.id, day, resident_id):

@@ -35,6 +35,8 @@ class FeedbackService:
         # bool is an int in Python; a checkbox's True is not a rating.
         if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
             raise FeedbackError("bad_rating", "a rating is a whole number from 1 to 5")
+        if not isinstance(comment, str | None):
+            raise FeedbackError("bad_input", "a comment must be text")
         comment = (comment or "").strip() or None
         if comment is not None and len(comment) > MAX_COMMENT_CHARS:
             raise FeedbackError("comment_too_long",

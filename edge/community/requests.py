@@ -42,6 +42,8 @@ class RequestService:
         """A description is required except for the emergency button, where one touch must
         be enough. A phone is required unless the resident identified themselves or it is
         an emergency (staff at the station respond in person)."""
+        if not all(isinstance(v, str | None) for v in (description, address, phone)):
+            raise RequestError("bad_input", "description, address and phone must be text")
         emergency = emergency or category == "emergency"
         if category not in CATEGORIES:
             raise RequestError("bad_category", f"no request category {category!r}")

@@ -45,6 +45,8 @@ class ResidentDirectory:
         if self._verifier is None:
             raise IdentityError("forged", "this station has no platform key to check personal "
                                           "codes; please type your phone number instead")
+        if not isinstance(token, str):
+            raise IdentityError("malformed", "not a personal code")
         try:
             claim = self._verifier.verify(token, self._clock.now(), role="resident")
         except TokenError as exc:
@@ -56,6 +58,8 @@ class ResidentDirectory:
                         row.phone_masked if row is not None else "", "qr")
 
     def identify_by_phone(self, raw_phone: str) -> Resident:
+        if not isinstance(raw_phone, str):
+            raise IdentityError("bad_phone", "a phone number is typed as digits")
         try:
             phone = normalise_phone(raw_phone)
         except InvalidPhone as exc:

@@ -113,6 +113,7 @@ def test_the_database_itself_refuses_two_live_bookings_of_one_slot(db: Database,
     (local(2026, 11, 21, 17, 30), "not_a_slot"),
     (local(2026, 11, 21, 22), "not_a_slot"),
     (datetime(2026, 11, 21, 18), "bad_time"),
+    ("2026-11-21T18:00:00+08:00", "bad_time"),
 ])
 def test_requests_outside_free_slots_are_refused(bookings, start: datetime, code: str) -> None:
     with pytest.raises(BookingError) as refused:

@@ -30,6 +30,7 @@ def test_anonymous_feedback_without_comment(feedback: FeedbackService, db: Datab
     ("svc-meals", True, None, "bad_rating"),
     ("svc-meals", 4, "长" * 501, "comment_too_long"),
     ("svc-gone", 4, None, "unknown_service"),
+    ("svc-meals", 4, ["not", "text"], "bad_input"),
 ])
 def test_bad_feedback_is_refused(feedback, db: Database, service_id, rating, comment, code) -> None:
     with pytest.raises(FeedbackError) as refused:

@@ -54,6 +54,8 @@ def test_the_emergency_button_alone_is_enough(requests_service, db: Database) ->
     (None, "repair", "x", "y" * 201, "13912345678", "address_too_long"),
     (None, "repair", "x", None, "", "phone_required"),
     (ALICE, "repair", "x", None, "0755-1234", "bad_phone"),
+    (ALICE, "repair", 42, None, None, "bad_input"),
+    (ALICE, "repair", "x", {"street": 1}, None, "bad_input"),
 ])
 def test_bad_requests_are_refused_and_nothing_is_stored(
         requests_service, db: Database, resident, category, description, address, phone, code) -> None:

@@ -28,7 +28,8 @@ def test_phone_hash_is_bound_to_the_site(db: Database, clock: FakeClock, catalog
 
 
 @pytest.mark.parametrize(("typed", "code"), [("13900000000", "unknown_resident"),
-                                             ("12345", "bad_phone"), ("", "bad_phone")])
+                                             ("12345", "bad_phone"), ("", "bad_phone"),
+                                             (13800138000, "bad_phone")])
 def test_unknown_or_bad_phones_are_refused(residents: ResidentDirectory, typed: str, code: str) -> None:
     with pytest.raises(IdentityError) as refused:
         residents.identify_by_phone(typed)
@@ -58,7 +59,8 @@ def test_forged_expired_and_malformed_tokens_are_refused(residents, issuer, cloc
     tampered = ".".join((head, body, forged.split(".")[2]))
     clock.advance(minutes=2)
     for token, code in ((forged, "forged"), (tampered, "forged"), (soon_expired, "expired"),
-                        (courier, "malformed"), ("hello", "malformed"), ("a.b.c", "malformed")):
+                        (courier, "malformed"), ("hello", "malformed"), ("a.b.c", "malformed"),
+                        (None, "malformed"), ("x" * 5000, "malformed")):
         with pytest.raises(IdentityError) as refused:
             residents.identify_by_token(token)
         assert refused.value.code == code, token
