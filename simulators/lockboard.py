@@ -10,11 +10,14 @@ prints the path (or socket:// URL) to open as its first line, then takes command
 from __future__ import annotations
 
 import argparse
+import array
+import fcntl
 import logging
 import os
 import select
 import socket
 import sys
+import termios
 import threading
 import time
 import tty
@@ -69,6 +72,7 @@ class LockBoardSimulator:
         self._frames: list[ReceivedFrame] = []
         self._stray_bytes = 0
         self._thread: threading.Thread | None = None
+        self._busy = threading.Event()  # reading or answering
         self._wake_r, self._wake_w = -1, -1
         self._pty: tuple[int, int] | None = None  # (master, slave) fds
         self._listener: socket.socket | None = None
@@ -78,6 +82,7 @@ class LockBoardSimulator:
 
     def start_pty(self) -> str:
         """Serve on a new pseudo-terminal; returns the path a driver opens."""
+        self._check_idle()
         master, slave = os.openpty()
         tty.setraw(master)
         tty.setraw(slave)
@@ -87,6 +92,7 @@ class LockBoardSimulator:
 
     def start_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve one TCP client at a time (a newer one replaces it); returns its socket:// URL."""
+        self._check_idle()
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((host, port))
@@ -118,6 +124,10 @@ class LockBoardSimulator:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def _check_idle(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("the simulator is already serving; stop() it first")
+
     def _start(self) -> None:
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._serve, name="lockboard-sim", daemon=True)
@@ -140,11 +150,13 @@ class LockBoardSimulator:
                 self._accept()
                 parser = FrameParser(REQUEST_LEN)
                 continue
-            data = self._read()
-            for frame in parser.feed(data):
+            self._busy.set()  # before reading: see wait_idle()
+            discarded_before = parser.discarded
+            for frame in parser.feed(self._read()):
                 self._write(self._answer(frame))
             with self._state:
-                self._stray_bytes = parser.discarded
+                self._stray_bytes += parser.discarded - discarded_before
+            self._busy.clear()
 
     def _accept(self) -> None:
         assert self._listener is not None
@@ -297,6 +309,28 @@ class LockBoardSimulator:
         with self._state:
             return list(self._frames)
 
+    def wait_idle(self, timeout_s: float = 5.0) -> None:
+        """Return once every byte already sent to the simulator has been read and answered.
+
+        Lets a test count frames right after a driver call returns, even those the
+        simulator had not reached yet (it was still sleeping out a reply delay, say).
+        """
+        deadline = time.monotonic() + timeout_s
+        # Pending bytes first, then busy: once nothing is pending, every byte was taken in
+        # by a read that set busy beforehand, so a clear busy means all were handled.
+        while self._pending_bytes() or self._busy.is_set():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"lock-board simulator still busy after {timeout_s} s")
+            time.sleep(0.001)
+
+    def _pending_bytes(self) -> int:
+        source = self._pty[0] if self._pty else self._client
+        if source is None:
+            return 0
+        count = array.array("i", [0])
+        fcntl.ioctl(source, termios.FIONREAD, count)
+        return count[0]
+
     def frames_of(self, cmd: int) -> list[bytes]:
         """Bytes of each received frame carrying `cmd`, in arrival order."""
         return [f.data for f in self.frames_received if f.request.cmd == cmd]
@@ -383,8 +417,12 @@ def run_command(sim: LockBoardSimulator, line: str) -> str:
 def run_cli(boards: list[int], tcp_port: int | None = None, closed_bit: int = 1,
             auto_close_s: float | None = None) -> int:
     """Run a simulator until Ctrl-C: first stdout line is the port to open, then a console."""
-    sim = LockBoardSimulator(boards, closed_bit=closed_bit, auto_close_s=auto_close_s)
-    url = sim.start_tcp(port=tcp_port) if tcp_port is not None else sim.start_pty()
+    try:
+        sim = LockBoardSimulator(boards, closed_bit=closed_bit, auto_close_s=auto_close_s)
+        url = sim.start_tcp(port=tcp_port) if tcp_port is not None else sim.start_pty()
+    except (ValueError, OSError) as exc:
+        print(f"lock-board simulator: {exc}", file=sys.stderr)
+        return 2
     print(url, flush=True)
     try:
         for line in sys.stdin:

@@ -69,8 +69,9 @@ def test_jammed_lock_is_retried_exactly_once_and_reported_closed(sim: LockBoardS
 
 
 def test_a_latch_left_closed_by_the_first_pulse_opens_on_the_one_resend(
-    sim: LockBoardSimulator, bus: KerongBus
+    sim: LockBoardSimulator, sim_path: str, open_bus: BusFactory
 ) -> None:
+    bus = open_bus(sim_path, unlock_gap_s=0.5)
     sim.jam(0, 6)
     # frees long before the re-send, which waits for the unlock gap
     unjam = threading.Timer(0.02, sim.jam, args=(0, 6, False))
@@ -90,6 +91,7 @@ def test_offline_board_reads_unreachable_and_unknown(sim: LockBoardSimulator, si
     sim.set_offline(1)
 
     status = bus.read_board(1)
+    sim.wait_idle()
 
     assert not status.reachable
     assert {lock.latch for lock in status.locks} == {Latch.UNKNOWN}
@@ -104,6 +106,7 @@ def test_unlock_on_an_offline_board_is_not_confirmed_nor_repeated(sim: LockBoard
     sim.set_offline(0)
 
     result = bus.unlock(0, 1)
+    sim.wait_idle()
 
     assert not result.opened and result.attempts == 1
     assert result.state.latch is Latch.UNKNOWN
@@ -139,13 +142,16 @@ def test_slow_reply_beyond_the_timeout_is_retried(sim: LockBoardSimulator, sim_p
     sim.set_reply_delay(0.3)  # first answer lands during the second attempt
 
     status = bus.read_board(0)
+    sim.wait_idle()  # it was still sleeping before it read the second request
 
     assert status.reachable
     assert sim.frames_of(Cmd.STATUS) == [status_request(0)] * 2
 
 
-def test_echo_after_unlock_is_drained_and_status_still_read(sim: LockBoardSimulator, bus: KerongBus,
+def test_echo_after_unlock_is_drained_and_status_still_read(sim: LockBoardSimulator, sim_path: str,
+                                                            open_bus: BusFactory,
                                                             caplog: pytest.LogCaptureFixture) -> None:
+    bus = open_bus(sim_path, echo_window_s=0.2)  # room for a busy machine to echo in time
     sim.echo_unlock(True)
     caplog.set_level(logging.DEBUG, logger="edge.drivers.lockboard")
 
@@ -195,7 +201,10 @@ def test_unlock_board_opens_every_lock_and_reports_each(sim: LockBoardSimulator,
 def test_unlock_gap_separates_pulses_on_the_bus(sim: LockBoardSimulator, sim_path: str,
                                                 open_bus: BusFactory) -> None:
     gap = 0.15
-    bus = open_bus(sim_path, unlock_gap_s=gap)
+    # With an echo, the driver's gap starts only after the simulator has taken in the first
+    # pulse, so a late-scheduled simulator thread cannot shrink the gap it measures.
+    sim.echo_unlock(True)
+    bus = open_bus(sim_path, unlock_gap_s=gap, echo_window_s=0.2)
 
     assert bus.unlock(0, 0).opened and bus.unlock(1, 0).opened
 

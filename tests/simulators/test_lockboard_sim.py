@@ -1,7 +1,6 @@
 """The lock-board simulator on its own: exact KR-CU16 bytes through a PTY, a TCP socket and its console."""
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -141,7 +140,7 @@ def test_frames_received_logs_exact_bytes_in_order_and_counts_stray_bytes(
 ) -> None:
     line.write(b"\xfb" + status_request(0) + b"\x02\x00" + unlock_request(1, 2))
     line.read(9)
-    time.sleep(0.05)  # let the simulator take in the unlock too
+    sim.wait_idle()  # the unlock has no reply to wait for
 
     frames = sim.frames_received
     assert [f.data for f in frames] == [status_request(0), unlock_request(1, 2)]
@@ -197,7 +196,7 @@ def test_console_commands_change_the_boards(sim: LockBoardSimulator) -> None:
 def test_runs_alone_prints_its_port_and_takes_commands() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "simulators.lockboard", "--boards", "0,1"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=os.getcwd(),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
         assert proc.stdout is not None and proc.stdin is not None
@@ -232,3 +231,17 @@ def test_tcp_option_prints_a_socket_url() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_bad_board_address_on_the_command_line_is_a_clear_error() -> None:
+    done = subprocess.run([sys.executable, "-m", "simulators.lockboard", "--boards", "0,16"],
+                          capture_output=True, text=True, timeout=10)
+    assert done.returncode == 2
+    assert "board 16 is outside 0-15" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_one_simulator_serves_one_port(sim: LockBoardSimulator) -> None:
+    sim.start_pty()
+    with pytest.raises(RuntimeError, match="already serving"):
+        sim.start_tcp()
