@@ -168,15 +168,19 @@ class BookingService:
         if not isinstance(start, datetime) or start.tzinfo is None:
             raise BookingError("bad_time", "a booking start needs a time zone")
         day = start.astimezone(self._tz).date()
-        for slot in self.day_slots(venue.id, day, resident_id):
-            if slot.start == start:
-                if slot.state == "free":
-                    return slot
-                raise {"past": BookingError("slot_past", "this time has already begun"),
-                       "closed": BookingError("venue_closed", "the venue is closed at this time"),
-                       "mine": BookingError("already_booked", "you have already booked this time"),
-                       }.get(slot.state, _slot_taken())
-        raise BookingError("not_a_slot", "bookings start at the beginning of a listed slot")
+        slot = next((s for s in self.day_slots(venue.id, day, resident_id) if s.start == start),
+                    None)
+        if slot is None:
+            raise BookingError("not_a_slot", "bookings start at the beginning of a listed slot")
+        if slot.state == "past":
+            raise BookingError("slot_past", "this time has already begun")
+        if slot.state == "closed":
+            raise BookingError("venue_closed", "the venue is closed at this time")
+        if slot.state == "mine":
+            raise BookingError("already_booked", "you have already booked this time")
+        if slot.state != "free":
+            raise _slot_taken()
+        return slot
 
     def _slot_state(self, start: datetime, end: datetime, is_open: bool, now: datetime,
                     live: list[BookingRow], resident_id: str | None) -> Slot:
