@@ -1,0 +1,126 @@
+"""`edge diag` both ways: owning the bus itself when no controller runs, and through the
+running controller's local HTTP API when the controller holds the bus lock."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from typer.testing import CliRunner
+from waitress.server import create_server
+
+from edge.cli import app
+from edge.kiosk_ui import create_app
+from edge.storage import Database
+from tests.locker.conftest import audits, outbox
+from tests.locker.test_pickup import deposit_parcel
+
+pytestmark = pytest.mark.timeout(60)
+runner = CliRunner()
+
+
+def diag(env, *args, input=None):
+    return runner.invoke(app, ["diag", *args], env=env, input=input)
+
+
+@pytest.fixture(autouse=True)
+def _controller_logs_off_stdout():
+    """The in-process controller's log lines must not land in the CLI's captured stdout
+    (in the field they are two processes)."""
+    import sys
+
+    import structlog
+
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.__stderr__))
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture
+def env(tmp_path, sim):
+    return {"EDGE_DATA_DIR": str(tmp_path / "data"), "EDGE_LOCKER__SERIAL_URL": sim.path,
+            "EDGE_LOCKER__BOARDS": "0,1", "EDGE_LOCKER__REPLY_TIMEOUT_S": "0.05"}
+
+
+@pytest.fixture
+def served(controller, env):
+    server = create_server(create_app(controller), host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield {**env, "EDGE_HTTP__PORT": str(server.effective_port)}
+    server.close()
+    thread.join(5)
+
+
+def test_without_controller_diag_owns_the_bus(env, sim, tmp_path):
+    doors = diag(env, "doors")
+    assert doors.exit_code == 0, doors.output
+    assert "via local bus" in doors.output
+    report = json.loads(diag(env, "doors", "--json").stdout)
+    assert len(report["compartments"]) == 32 and all(b["reachable"] for b in report["boards"])
+
+    declined = diag(env, "open", "5", input="n\n")
+    assert declined.exit_code == 1 and not sim.is_open(0, 4)
+    opened = diag(env, "open", "5", "--yes", "--json", "--who", "tech-li")
+    assert opened.exit_code == 0, opened.output
+    assert json.loads(opened.stdout)["opened"] is True and sim.is_open(0, 4)
+
+    sim.jam(0, 5)
+    jammed = diag(env, "open", "6", "--yes")
+    assert jammed.exit_code == 1 and "did not open" in jammed.output
+
+    db = Database(tmp_path / "data" / "edge.sqlite3")
+    try:
+        openings = audits(db, "door_open")
+        assert [(a.actor, a.actor_id, a.target, a.result) for a in openings] == [
+            ("technician", "tech-li", "compartment:5", "opened"),
+            ("technician", openings[1].actor_id, "compartment:6", "failed")]
+        assert [e.data["compartment"] for e in outbox(db, "door.fault")] == [6]
+    finally:
+        db.dispose()
+
+    assert diag(env, "selftest").exit_code == 0
+    sim.set_offline(1)
+    offline = diag(env, "doors", "--json")
+    assert offline.exit_code == 1
+    assert {c["state"] for c in json.loads(offline.stdout)["compartments"][16:]} == {"unknown"}
+    bus = diag(env, "bus", "--json")
+    assert bus.exit_code == 1 and json.loads(bus.stdout)["missing"] == [1]
+    selftest = diag(env, "selftest", "--json")
+    assert selftest.exit_code == 1
+    failed = [c["check"] for c in json.loads(selftest.stdout) if not c["ok"]]
+    assert failed == ["board 1 reachable"]
+
+
+def test_with_controller_running_diag_goes_through_its_api(controller, client, courier, sim, served):
+    _, deposited = deposit_parcel(controller, client, courier, sim)
+    doors = diag(served, "doors")
+    assert doors.exit_code == 0, doors.output
+    assert "via controller" in doors.output
+
+    opened = diag(served, "open", "3", "--yes", "--who", "tech-wang")
+    assert opened.exit_code == 0, opened.output
+    assert sim.is_open(0, 2)
+    assert audits(controller.db, "door_open")[-1].actor_id == "tech-wang"
+
+    events = diag(served, "events", "--json", "--limit", "50")
+    assert events.exit_code == 0
+    assert deposited["pickup_code"] not in events.output
+    assert deposited["pickup_token"] not in events.output
+    recent = json.loads(events.stdout)
+    [stored] = [e for e in recent["outbox"] if e["type"] == "parcel.deposited"]
+    assert stored["data"]["pickup_code"] == "[redacted]"
+    human = diag(served, "events", "--limit", "50")
+    assert human.exit_code == 0 and deposited["pickup_code"] not in human.output
+
+    sim.set_offline(1)
+    offline = diag(served, "doors", "--json")
+    assert offline.exit_code == 1
+    assert not json.loads(offline.stdout)["boards"][1]["reachable"]
+
+
+def test_diag_says_so_when_the_controller_holds_the_bus_but_does_not_answer(controller, env):
+    from tests.support.ports import free_port
+
+    result = diag({**env, "EDGE_HTTP__PORT": str(free_port())}, "doors")
+    assert result.exit_code == 2 and "does not answer" in result.output
