@@ -328,7 +328,10 @@ class LockBoardSimulator:
         if source is None:
             return 0
         count = array.array("i", [0])
-        fcntl.ioctl(source, termios.FIONREAD, count)
+        try:
+            fcntl.ioctl(source, termios.FIONREAD, count)
+        except OSError:  # the client hung up meanwhile: nothing left to read from it
+            return 0
         return count[0]
 
     def frames_of(self, cmd: int) -> list[bytes]:
