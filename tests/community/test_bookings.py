@@ -200,3 +200,15 @@ def test_bookings_outlive_their_venue_leaving_the_catalogue(bookings, catalogue)
     assert [b.booking_id for b in bookings.bookings_of("res-1")] == [booking.booking_id]
     assert bookings.decide(booking.booking_id, True).state == "approved"
     assert bookings.cancel(ALICE, booking.booking_id).state == "cancelled"
+
+
+def test_a_full_outbox_refuses_the_booking_and_leaves_the_slot_free(bookings, db: Database) -> None:
+    from edge.storage import StorageFull
+    from edge.storage.outbox import set_budget
+
+    with db.write() as s:
+        set_budget(s, max_rows=0, max_bytes=1_000_000)
+    with pytest.raises(StorageFull):
+        bookings.request(ALICE, "hall", local(2026, 11, 21, 18))
+    assert states(bookings, resident_id="res-1")[18] == "free"
+    assert bookings.bookings_of("res-1") == []

@@ -65,13 +65,15 @@ def test_bad_requests_are_refused_and_nothing_is_stored(
     assert events(db) == []
 
 
-def test_a_full_outbox_refuses_the_request_and_stores_nothing(
-        requests_service, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    def full(*_args: object, **_kwargs: object) -> None:
-        raise StorageFull("the outbox is full")
+def test_a_full_outbox_refuses_the_request_and_stores_nothing(requests_service, db: Database) -> None:
+    from edge.storage.outbox import set_budget
 
-    monkeypatch.setattr("edge.community.requests.record_event", full)
-    with pytest.raises(StorageFull):
-        requests_service.submit(ALICE, "repair", "门锁坏了", None, None)
+    requests_service.submit(ALICE, "repair", "门锁坏了", None, None)
+    with db.write() as s:
+        set_budget(s, max_rows=1, max_bytes=1_000_000)  # the one waiting event fills it
+    for emergency in (False, True):
+        with pytest.raises(StorageFull):
+            requests_service.submit(ALICE, "repair", "水管爆了", None, None, emergency=emergency)
     with db.read() as s:
-        assert s.scalars(select(RequestRow)).all() == []
+        assert [r.description for r in s.scalars(select(RequestRow))] == ["门锁坏了"]
+    assert len(events(db, "request.submitted")) == 1
