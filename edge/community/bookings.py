@@ -10,8 +10,9 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -212,7 +213,7 @@ class BookingService:
                 log.exception("booking_subscriber_failed", event_type=event_type)
 
 
-def _slot_grid(venue: Venue, day: date, tz: Any) -> list[tuple[datetime, datetime, bool]]:
+def _slot_grid(venue: Venue, day: date, tz: ZoneInfo) -> list[tuple[datetime, datetime, bool]]:
     """(start, end, open) for each slot from the earliest weekly opening to the latest close."""
     if not venue.opening_hours:
         return []
