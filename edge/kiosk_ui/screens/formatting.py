@@ -4,7 +4,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from flask import Flask
+from flask import Flask, url_for
+from markupsafe import Markup
 from flask_babel import gettext as _
 
 from edge.kiosk_ui.screens.common import N_, current_lang, site_zone
@@ -43,7 +44,15 @@ def opening_hours(hours: list[Any]) -> str:
     return "; ".join(parts) or _("Closed")
 
 
+def icon(name: str, css_class: str = "icon") -> Markup:
+    """A line icon from the local sprite; decorative, so hidden from screen readers."""
+    sprite = url_for("static", filename="icons.svg")
+    return Markup('<svg class="{}" aria-hidden="true" focusable="false"><use href="{}#{}"></use></svg>'
+                  ).format(css_class, sprite, name)
+
+
 def install_filters(app: Flask) -> None:
+    app.jinja_env.globals["icon"] = icon
     for name, function in (("local_time", local_time), ("local_date", local_date),
                            ("day_name", day_name), ("opening_hours", opening_hours)):
         app.jinja_env.filters[name] = function

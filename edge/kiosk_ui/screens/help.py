@@ -17,8 +17,8 @@ from edge.kiosk_ui.screens.common import (
 )
 
 bp = Blueprint("help", __name__, url_prefix="/help")
-CATEGORIES = (("home_care", "🏠", N_("Home care")), ("repair", "🔧", N_("Repairs")),
-              ("errand", "🛒", N_("Errands")), ("other", "💬", N_("Something else")))
+CATEGORIES = (("home_care", "heart", N_("Home care")), ("repair", "tool", N_("Repairs")),
+              ("errand", "cart", N_("Errands")), ("other", "message", N_("Something else")))
 
 
 @bp.get("/")

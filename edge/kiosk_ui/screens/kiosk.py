@@ -12,14 +12,14 @@ bp = Blueprint("kiosk", __name__)
 
 # The tiles of the home screen, in the order residents look for them.
 TILES = (
-    ("pickup.enter_code", "📦", N_("Collect a parcel")),
-    ("venues.list_venues", "🏠", N_("Book a room")),
-    ("activities.list_activities", "🎉", N_("Activities")),
-    ("help.request_form", "🙋", N_("Ask for help")),
-    ("notices.list_notices", "📰", N_("Notices & policies")),
-    ("services.list_services", "📋", N_("Services")),
-    ("feedback.form", "⭐", N_("Rate a service")),
-    ("courier.identify", "🚚", N_("Courier")),
+    ("pickup.enter_code", "package", N_("Collect a parcel")),
+    ("venues.list_venues", "calendar", N_("Book a room")),
+    ("activities.list_activities", "users", N_("Activities")),
+    ("help.request_form", "help", N_("Ask for help")),
+    ("notices.list_notices", "document", N_("Notices & policies")),
+    ("services.list_services", "list", N_("Services")),
+    ("feedback.form", "star", N_("Rate a service")),
+    ("courier.identify", "truck", N_("Courier")),
 )
 
 

@@ -33,6 +33,20 @@ class LiveHub:
         self._version = 0
         self._presence_at = float("-inf")
         self._scan: tuple[str, float] | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        """Nothing to start; the hub is a controller component so that stop() ends streams."""
+
+    def stop(self) -> None:
+        """Ends every open stream now, so shutdown does not wait for their next beat."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def notify(self, *_event: Any) -> None:
         with self._changed:
@@ -71,7 +85,9 @@ def hub_for(app: Flask) -> LiveHub:
     hub = app.extensions.get("kiosk_live")
     if hub is None:
         hub = app.extensions["kiosk_live"] = LiveHub()
-        services = app.extensions["edge"].services
+        controller = app.extensions["edge"]
+        controller.components.append(hub)
+        services = controller.services
         for name in ("locker", "bookings"):
             if name in services:
                 services[name].subscribe(hub.notify)
@@ -116,7 +132,7 @@ def stream() -> Response:
         yield "retry: 1000\n\n"
         sent: str | None = None
         version, started = -1, time.monotonic()
-        while time.monotonic() - started < STREAM_MAX_S:
+        while time.monotonic() - started < STREAM_MAX_S and not live.closed:
             state = {**_safe(read), "presence": live.present()}
             body = json.dumps(state, sort_keys=True, default=str)
             yield f"event: state\ndata: {body}\n\n" if body != sent else ": beat\n\n"

@@ -22,11 +22,11 @@ from edge.kiosk_ui.screens.common import (
 bp = Blueprint("venues", __name__, url_prefix="/venues")
 DAYS_AHEAD = 7  # the day view offers today and the next six days
 # A state is always an icon and a word, never a colour alone.
-SLOT_STATES = {"free": ("○", N_("Free")), "taken": ("✕", N_("Taken")),
-               "pending": ("⏳", N_("Waiting for approval")), "mine": ("★", N_("Your booking")),
-               "closed": ("—", N_("Closed")), "past": ("—", N_("Past"))}
-BOOKING_STATES = {"pending": ("⏳", N_("Pending approval")), "approved": ("✔", N_("Approved")),
-                  "rejected": ("✕", N_("Not approved")), "cancelled": ("—", N_("Cancelled"))}
+SLOT_STATES = {"free": ("circle", N_("Free")), "taken": ("x", N_("Taken")),
+               "pending": ("clock", N_("Waiting for approval")), "mine": ("star", N_("Your booking")),
+               "closed": ("minus", N_("Closed")), "past": ("minus", N_("Past"))}
+BOOKING_STATES = {"pending": ("clock", N_("Pending approval")), "approved": ("check", N_("Approved")),
+                  "rejected": ("x", N_("Not approved")), "cancelled": ("minus", N_("Cancelled"))}
 
 
 @bp.context_processor

@@ -1,0 +1,138 @@
+"""Browser tests: the real controller (build_controller, lock-board simulator on a PTY owned by
+the test, SQLite) served by waitress on a free loopback port, driven by Debian's Chromium."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from edge.app import Controller, build_controller
+from edge.kiosk_ui import create_app
+from edge.settings import load_settings
+from edge.storage import OutboxEvent
+from simulators.lockboard import LockBoardSimulator
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+COURIER_CODE = "20261121"
+COURIER_ID = "courier-sf"
+RESIDENT_PHONE = "13800138000"  # a demo resident (edge/community/demo_catalogue.json)
+LANDSCAPE = {"width": 1280, "height": 800}
+PORTRAIT = {"width": 1080, "height": 1920}
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+
+def _ensure_chromium() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium fonts-noto-cjk")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium", "fonts-noto-cjk"], check=True, env=env)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    _ensure_chromium()
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@dataclass
+class Kiosk:
+    controller: Controller
+    simulator: LockBoardSimulator
+    app: Any
+    url: str
+
+    def service(self, name: str) -> Any:
+        return self.controller.services[name]
+
+    def outbox(self, type_: str) -> list[OutboxEvent]:
+        with self.controller.db.read() as s:
+            return list(s.scalars(select(OutboxEvent).where(OutboxEvent.type == type_)
+                                  .order_by(OutboxEvent.seq)))
+
+    def door(self, number: int) -> tuple[int, int]:
+        spec = self.service("locker").compartment_location(number)
+        return spec.board, spec.lock
+
+
+@pytest.fixture
+def kiosk_settings() -> dict[str, Any]:
+    """Per-test overrides, e.g. {"kiosk": {"idle_timeout_s": 5}}."""
+    return {}
+
+
+@pytest.fixture
+def kiosk(tmp_path: Path, kiosk_settings: dict[str, Any]) -> Iterator[Kiosk]:
+    from waitress.server import create_server
+
+    simulator = LockBoardSimulator(boards=[0, 1])
+    path = simulator.start_pty()
+    locker = {"serial_url": path, "boards": [0, 1], "poll_interval_s": 0.05,
+              "couriers": {COURIER_CODE: COURIER_ID}, **kiosk_settings.pop("locker", {})}
+    settings = load_settings(data_dir=tmp_path / "data", simulate=True, http={"port": 0},
+                             locker=locker, **kiosk_settings)
+    controller = build_controller(settings)
+    controller.start()
+    app = create_app(controller)
+    server = create_server(app, host="127.0.0.1", port=0, threads=8)
+    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread.start()
+    try:
+        yield Kiosk(controller, simulator, app, f"http://127.0.0.1:{server.effective_port}")
+    finally:
+        app.extensions["kiosk_live"].stop()  # open event streams end before the server closes
+        server.close()
+        thread.join(5)
+        controller.stop()
+        simulator.stop()
+
+
+@pytest.fixture
+def page(browser: Any, kiosk: Kiosk) -> Iterator[Any]:
+    context = browser.new_context(viewport=LANDSCAPE, base_url=kiosk.url, locale="zh-CN")
+    context.set_default_timeout(10_000)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def shoot(page: Any, name: str) -> None:
+    """Screenshots for a reviewer, landscape and portrait (artifacts/ is gitignored)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-1280x800.png"), full_page=True)
+    page.set_viewport_size(PORTRAIT)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-1080x1920.png"), full_page=True)
+    page.set_viewport_size(LANDSCAPE)
+
+
+def assert_accessible(page: Any) -> None:
+    """axe-core in the page: no serious or critical violations."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    bad = [f"{v['id']} ({v['impact']}): {v['help']} -> "
+           f"{[n['target'] for n in v['nodes']][:3]}"
+           for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert not bad, "\n".join(bad)
+
+
+def type_on_keypad(page: Any, digits: str) -> None:
+    for digit in digits:
+        page.locator(".keypad").get_by_role("button", name=digit, exact=True).click()
