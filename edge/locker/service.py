@@ -366,7 +366,7 @@ class LockerService:
         data = {
             "parcel_id": parcel.id, "deposit_id": deposit.id, "compartment": parcel.compartment,
             "size": parcel.size, "waybill": parcel.waybill, "courier_id": parcel.courier_id,
-            "phone_masked": parcel.phone_masked, "phone_hash": parcel.phone_hash,
+            "phone_masked": parcel.phone_masked,
             "pickup_code": code,
             "pickup_token": (self._tokens.issue(parcel.id, parcel.compartment, parcel.due_at)
                              if self._tokens else None),
