@@ -95,6 +95,7 @@ class Bridge:
         self._threads: list[threading.Thread] = []
         self._remove_listener: Callable[[], None] | None = None
         self.connected = threading.Event()
+        self.connect_failures = 0  # attempts that did not reach a session (diagnostics, tests)
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -143,6 +144,7 @@ class Bridge:
             except Exception as exc:  # noqa: BLE001 - refused, unreachable, TLS failure: retry, never downgrade
                 log.warning("mqtt_connect_failed", host=self._mqtt.host, port=self._mqtt.port,
                             error=f"{type(exc).__name__}: {exc}", attempt=attempt)
+                self.connect_failures += 1
                 attempt = self._backoff(attempt)
                 continue
             if self._serve(client):
@@ -191,6 +193,10 @@ class Bridge:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        # Without loop_start(), paho writes to the socket from whichever thread publishes; the
+        # pump and the network thread would then interleave packets and reorder events. A
+        # write-registration callback makes publish() only queue, and the network thread write.
+        client.on_socket_register_write = lambda *_: None
         return client
 
     def _connect_properties(self) -> Properties:

@@ -50,6 +50,7 @@ def approve_unless_evening(booking: dict[str, Any]) -> tuple[bool, str | None]:
 @dataclass
 class DeviceLog:
     events: dict[int, dict[str, Any]] = field(default_factory=dict)  # seq -> first envelope seen
+    arrivals: list[int] = field(default_factory=list)  # seqs in the order they first arrived
     explained: set[int] = field(default_factory=set)  # seqs announced by outbox.dropped
     status: dict[str, Any] | None = None
     compartments: dict[str, Any] | None = None
@@ -65,7 +66,7 @@ class DeviceLog:
 class CloudSimulator:
     def __init__(self, host: str, port: int, *, catalogue: dict[str, Any] | None = None,
                  decide: Callable[[dict[str, Any]], tuple[bool, str | None]] | None = approve_unless_evening,
-                 client_id: str | None = None) -> None:
+                 client_id: str | None = None, session_expiry_s: int = 0) -> None:
         self.host, self.port = host, port
         self.catalogue = catalogue
         self.decide = decide
@@ -86,10 +87,14 @@ class CloudSimulator:
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self.connected = threading.Event()
+        self._session_expiry_s = session_expiry_s  # > 0: a persistent session, nothing lost while away
 
     def start(self) -> "CloudSimulator":
-        self._client.reconnect_delay_set(0.2, 2)
-        self._client.connect_async(self.host, self.port, keepalive=30)
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self._session_expiry_s
+        self._client.reconnect_delay_set(0.1, 1)
+        self._client.connect_async(self.host, self.port, keepalive=30, clean_start=self._session_expiry_s == 0,
+                                   properties=properties)
         self._client.loop_start()
         return self
 
@@ -146,7 +151,9 @@ class CloudSimulator:
         if isinstance(seq, int):
             if seq in log.events:
                 self._violation(f"seq {seq} reused by a different message_id")
-            log.events.setdefault(seq, envelope)
+            else:
+                log.events[seq] = envelope
+                log.arrivals.append(seq)
         if kind == "reply":
             transaction_id = envelope.get("transaction_id")
             correlation = getattr(message.properties, "CorrelationData", None)

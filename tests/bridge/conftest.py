@@ -23,6 +23,21 @@ def edge_settings(data_dir: Path, broker: Broker | None, **mqtt: object) -> Sett
     return load_settings(data_dir=data_dir, http={"port": 0}, mqtt=mqtt_settings)
 
 
+def persistent_broker(workdir: Path, port: int | None = None) -> Broker:
+    """A test broker whose persistence really works: started as root, Mosquitto would switch
+    to the `mosquitto` user, which cannot write in pytest's private temp folders."""
+    broker = Broker(workdir, port)
+    broker.config.write_text(broker.config.read_text() + "user root\n")
+    return broker
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    running = persistent_broker(tmp_path / "broker").start()
+    yield running
+    running.stop()
+
+
 @pytest.fixture
 def mqtt_settings(tmp_path: Path, broker: Broker) -> Settings:
     return edge_settings(tmp_path / "edge", broker)
@@ -38,7 +53,8 @@ def edge_db(mqtt_settings: Settings) -> Iterator[Database]:
 
 @pytest.fixture
 def cloud(broker: Broker) -> Iterator[CloudSimulator]:
-    simulator = CloudSimulator(broker.host, broker.port, decide=None).start()
+    simulator = CloudSimulator(broker.host, broker.port, decide=None, client_id="cloud-test",
+                               session_expiry_s=3600).start()
     assert simulator.connected.wait(10), "the cloud simulator did not connect"
     yield simulator
     simulator.stop()
