@@ -19,6 +19,7 @@ from edge.kiosk_ui import create_app
 from edge.settings import load_settings
 from edge.storage import OutboxEvent
 from simulators.lockboard import LockBoardSimulator
+from tests.support.ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -86,8 +87,11 @@ def kiosk(tmp_path: Path, kiosk_settings: dict[str, Any]) -> Iterator[Kiosk]:
     path = simulator.start_pty()
     locker = {"serial_url": path, "boards": [0, 1], "poll_interval_s": 0.05,
               "couriers": {COURIER_CODE: COURIER_ID}, **kiosk_settings.pop("locker", {})}
+    # A broker address where nobody listens: events queue, and no simulated cloud decides
+    # bookings behind the test's back (the test decides, as the bridge's handler would).
     settings = load_settings(data_dir=tmp_path / "data", simulate=True, http={"port": 0},
-                             locker=locker, **kiosk_settings)
+                             locker=locker, mqtt={"host": "127.0.0.1", "port": free_port()},
+                             **kiosk_settings)
     controller = build_controller(settings)
     controller.start()
     app = create_app(controller)

@@ -47,6 +47,7 @@ def register_screens(app: Flask) -> None:
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     app.config["WTF_CSRF_TIME_LIMIT"] = None  # the session's own idle expiry bounds the token
     app.config.setdefault("KIOSK_SCREENSAVER_AFTER_S", SCREENSAVER_AFTER_S)
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 600  # CSS/JS/icons: no re-fetch on every tap
     # Slack over the page's own timer, so the page (not the server) is what normally ends a visit.
     lifetime = kiosk_settings.idle_timeout_s + kiosk_settings.idle_warning_s + 15
     app.session_interface = KioskSessionStore(app.extensions["edge"].clock, lifetime)

@@ -31,16 +31,21 @@ def day_name(day: date) -> str:
 
 
 def opening_hours(hours: list[Any]) -> str:
-    """One line per distinct span: "Mon–Fri 08:30–20:00; Sat 09:00–17:00"."""
-    spans: dict[str, list[int]] = {}
-    for entry in sorted(hours, key=lambda h: h.weekday):
-        spans.setdefault(f"{entry.open}–{entry.close}", []).append(entry.weekday)
+    """Days with the same hours together: "Mon–Fri 09:00–12:00, 14:00–21:00; Sat–Sun 09:00–18:00"."""
+    by_day: dict[int, list[str]] = {}
+    for entry in sorted(hours, key=lambda h: (h.weekday, h.open)):
+        by_day.setdefault(entry.weekday, []).append(f"{entry.open}–{entry.close}")
+    groups: list[tuple[list[int], str]] = []
+    for day, spans in sorted(by_day.items()):
+        text = ", ".join(spans)
+        if groups and groups[-1][1] == text and groups[-1][0][-1] == day - 1:
+            groups[-1][0].append(day)
+        else:
+            groups.append(([day], text))
     parts = []
-    for span, days in spans.items():
-        first, last = _(WEEKDAYS[days[0]]), _(WEEKDAYS[days[-1]])
-        contiguous = days == list(range(days[0], days[-1] + 1))
-        named = f"{first}–{last}" if contiguous and len(days) > 1 else "、".join(_(WEEKDAYS[d]) for d in days)
-        parts.append(f"{named} {span}")
+    for days, text in groups:
+        named = _(WEEKDAYS[days[0]]) + (f"–{_(WEEKDAYS[days[-1]])}" if len(days) > 1 else "")
+        parts.append(f"{named} {text}")
     return "; ".join(parts) or _("Closed")
 
 

@@ -101,13 +101,14 @@ def hub() -> LiveHub:
 
 
 def topic_reader(topic: str) -> Callable[[], dict[str, Any]]:
-    """The function that reads a topic's state now; 404 for topics this visitor may not see."""
+    """The function that reads a topic's state now; 404 for topics this visitor may not see.
+    It runs later on the stream's thread, outside the request: it captures what it needs."""
     kind, _, key = topic.partition(":")
-    services = controller().services
+    services, live = controller().services, hub()
     if kind == "presence":
         return lambda: {}
     if kind == "scan":
-        return lambda: {"scan": "ready" if hub().scan_waiting() else "waiting"}
+        return lambda: {"scan": "ready" if live.scan_waiting() else "waiting"}
     if kind == "pickup" and key in session.get("pickups", []):
         locker = services["locker"]
         return lambda: _view_state(locker.pickup_status(key))
