@@ -47,6 +47,7 @@ class SerialScanner:
         self._delivery = threading.RLock()
         self._closed = threading.Event()
         self._port: serial.SerialBase | None = None
+        self._generation = 0  # bumped by start(); a line remembers the one it began in
         self._thread = threading.Thread(target=self._run, name="serial-scanner", daemon=True)
         self._thread.start()
 
@@ -54,10 +55,17 @@ class SerialScanner:
     def scanning(self) -> bool:
         return self._consumer is not None
 
+    @property
+    def connected(self) -> bool:
+        """The port is open (for diagnostics; a scanner says nothing until it scans)."""
+        return self._port is not None
+
     def start(self, consumer: CodeConsumer) -> None:
+        """Deliver codes scanned from now on; a line begun before this call is dropped."""
         with self._delivery:
             self._consumer = consumer
             self._repeats.reset()
+            self._generation += 1
 
     def stop(self) -> None:
         with self._delivery:
@@ -99,24 +107,36 @@ class SerialScanner:
 
     def _read_lines(self, port: serial.SerialBase) -> None:
         buffer = bytearray()
+        began_in = self._generation  # of the line in the buffer
+        overflowing = False  # inside an over-long line: drop up to its terminator
         while not self._closed.is_set():
             chunk = port.read(max(1, port.in_waiting))
             if not chunk:
                 continue
-            buffer += chunk
-            *lines, rest = bytes(buffer).split(self._terminator)
+            now_in = self._generation
+            if not buffer:
+                began_in = now_in
+            *lines, rest = bytes(buffer + chunk).split(self._terminator)
             buffer = bytearray(rest)
+            if overflowing and lines:
+                lines, overflowing = lines[1:], False
             if len(buffer) > MAX_LINE_BYTES:
                 log.warning("scanner sent an over-long line; dropped", url=self.url)
                 buffer.clear()
-            for line in lines:
-                self._deliver(line)
+                overflowing = True
+            for index, line in enumerate(lines):
+                self._deliver(line, began_in if index == 0 else now_in)
+            if lines:
+                began_in = now_in  # the rest began in this chunk
 
-    def _deliver(self, line: bytes) -> None:
+    def _deliver(self, line: bytes, began_in: int) -> None:
         # Scanners configured for CRLF while we split on CR (or the reverse) leave stray
         # line-ends and spaces around the code: they are never part of it.
         code = line.strip(b"\r\n\t ")
         if not code:
+            return
+        if len(code) > MAX_LINE_BYTES:
+            log.warning("scanner sent an over-long line; dropped", url=self.url)
             return
         try:
             text = code.decode("utf-8")
@@ -125,7 +145,8 @@ class SerialScanner:
             return
         with self._delivery:
             consumer = self._consumer
-            if consumer is None or not self._repeats.fresh(text, self._clock()):
+            if (consumer is None or began_in != self._generation
+                    or not self._repeats.fresh(text, self._clock())):
                 return
             try:
                 consumer(text)
