@@ -16,10 +16,11 @@ SITE, DEVICE = "test-site", "kiosk-07"
 
 
 def edge_settings(data_dir: Path, broker: Broker | None, **mqtt: object) -> Settings:
-    mqtt_settings = {"site_id": SITE, "device_id": DEVICE, "reconnect_min_s": 0.05,
-                     "reconnect_max_s": 0.5, **mqtt}
+    mqtt_settings: dict[str, object] = {"site_id": SITE, "device_id": DEVICE, "reconnect_min_s": 0.05,
+                                        "reconnect_max_s": 0.5}
     if broker is not None:
         mqtt_settings.update(host=broker.host, port=broker.port)
+    mqtt_settings.update(mqtt)
     return load_settings(data_dir=data_dir, http={"port": 0}, mqtt=mqtt_settings)
 
 
