@@ -1,0 +1,77 @@
+"""The composition root's bridge: cloud commands reach the real services, and what the
+services record reaches the cloud, conforming to the contract."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from edge.app import build_controller
+from edge.community import Resident
+from tests.bridge.conftest import DEVICE, SITE, device_log, edge_settings
+
+pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(90)]
+EDGE = (SITE, DEVICE)
+
+
+@pytest.fixture
+def controller(tmp_path, broker):
+    settings = edge_settings(tmp_path / "edge", broker)
+    settings.simulate = True  # simulated lock boards; the broker is the test's, so no private one
+    controller = build_controller(settings)
+    controller.start()
+    yield controller
+    controller.stop()
+
+
+def online(cloud) -> bool:
+    return (device_log(cloud).status or {}).get("data", {}).get("online") is True
+
+
+def test_commands_drive_the_services_and_their_events_reach_the_cloud(controller, cloud):
+    from simulators.cloud import approve_unless_evening, load_catalogue
+
+    assert cloud.wait_for(lambda: online(cloud), 30)
+    catalogue = load_catalogue(None, SITE)
+    synced = cloud.send_command(EDGE, "catalogue.sync", catalogue)
+    assert cloud.wait_reply(synced)[0]["ok"] is True
+    opened = cloud.send_command(EDGE, "locker.open", {"compartment": 1, "operator": "ops-zhang",
+                                                      "reason": "wiring test"})
+    assert cloud.wait_reply(opened, timeout=30)[0]["ok"] is True
+    assert cloud.wait_for(lambda: any(e["type"] == "door.opened" for e in device_log(cloud).events.values()))
+    assert cloud.wait_for(lambda: device_log(cloud).compartments is not None)
+
+    cloud.decide = approve_unless_evening  # the cloud answers booking requests by its rule
+    bookings = controller.services["bookings"]
+    venue = catalogue["venues"][0]["id"]
+    tz = ZoneInfo(controller.settings.site.timezone)
+    day = (datetime.now(tz) + timedelta(days=2)).date()
+    slot = next(s for s in bookings.day_slots(venue, day) if s.state == "free")
+    resident = Resident("res-wiring", "王*明", "138****5678")
+    booking = bookings.request(resident, venue, slot.start)
+    approved, _reason = approve_unless_evening({"start": slot.start.astimezone(ZoneInfo("UTC")).isoformat()})
+    expected = "approved" if approved else "rejected"
+    assert cloud.wait_for(lambda: bookings.bookings_of("res-wiring")[0].state == expected, 30)
+    assert booking.booking_id == bookings.bookings_of("res-wiring")[0].booking_id
+    assert device_log(cloud).gaps() == [] and cloud.violations == []
+
+
+def test_simulate_mode_brings_its_own_broker_and_cloud(tmp_path):
+    from simulators.cloud import CloudSimulator, PrivateBroker
+
+    settings = edge_settings(tmp_path / "edge", None)
+    settings.simulate = True
+    controller = build_controller(settings)
+    try:
+        kinds = [type(c) for c in controller.components]
+        assert PrivateBroker in kinds and CloudSimulator in kinds
+        controller.start()
+        cloud = next(c for c in controller.components if isinstance(c, CloudSimulator))
+        assert cloud.wait_for(lambda: online(cloud), 30)
+        # The simulated cloud sends its catalogue when the edge comes online.
+        assert cloud.wait_for(lambda: any(r[0]["command"] == "catalogue.sync" and r[0]["ok"]
+                                          for r in cloud.replies.values()), 30)
+        assert cloud.violations == []
+    finally:
+        controller.stop()
