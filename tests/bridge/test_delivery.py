@@ -177,3 +177,19 @@ def test_status_is_retained_and_compartments_republished_on_change(broker, cloud
     assert cloud.violations == []
     bridge.stop()
     assert cloud.wait_for(lambda: device_log(cloud).status["data"]["online"] is False, 10)
+
+
+@pytest.mark.timeout(30)
+def test_dropped_telemetry_leaves_only_announced_gaps(broker, cloud, make_bridge, edge_db):
+    with edge_db.write() as session:
+        outbox.set_budget(session, max_rows=100, max_bytes=10**9)
+    telemetry = add_events(edge_db, 80, "telemetry.reported", Priority.TELEMETRY)
+    durable = add_events(edge_db, 20) + add_events(edge_db, 30)  # the second batch needs room
+    make_bridge()
+    assert cloud.wait_for(lambda: set(durable) <= set(device_log(cloud).events), 20)
+    assert cloud.wait_for(lambda: pending_rows(edge_db) == 0, 10)
+    log = device_log(cloud)
+    missing = [seq for seq in range(1, max(log.events) + 1) if seq not in log.events]
+    assert missing and set(missing) <= set(telemetry)  # telemetry, and nothing else, was dropped
+    assert log.gaps() == []  # every missing seq was announced by outbox.dropped
+    assert cloud.violations == []
