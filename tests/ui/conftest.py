@@ -102,6 +102,7 @@ def kiosk(tmp_path: Path, kiosk_settings: dict[str, Any]) -> Iterator[Kiosk]:
         yield Kiosk(controller, simulator, app, f"http://127.0.0.1:{server.effective_port}")
     finally:
         app.extensions["kiosk_live"].stop()  # open event streams end before the server closes
+        server.task_dispatcher.shutdown(timeout=5)
         server.close()
         thread.join(5)
         controller.stop()
