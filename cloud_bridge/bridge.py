@@ -42,6 +42,8 @@ log = get_logger("cloud_bridge")
 STATE_DEBOUNCE_S = 0.5
 MAINTENANCE_EVERY_S = 30.0
 FAILED_PUBLISH_HOLD_S = 5.0
+ACK_BATCH = 200  # PUBACKs marked published in one transaction
+ACK_FLUSH_S = 0.02  # ... or after this long
 PROCESSED_COMMANDS_KEPT = timedelta(days=30)
 
 _PENDING_SQL = (
@@ -91,6 +93,8 @@ class Bridge:
         self._inflight: dict[int, int] = {}  # mid -> seq; pump thread only
         self._inflight_client: mqtt.Client | None = None
         self._held: dict[int, float] = {}  # seq -> monotonic time to retry a refused publish
+        self._acked: list[int] = []  # PUBACKed, to be marked published in the next batch
+        self._acked_since: float | None = None
         self._state_due: float | None = None
         self._threads: list[threading.Thread] = []
         self._remove_listener: Callable[[], None] | None = None
@@ -261,14 +265,23 @@ class Bridge:
             except Exception:  # noqa: BLE001 - e.g. the database is busy: try again shortly
                 log.exception("bridge_pump_failed")
                 self._stop.wait(1.0)
+        self._flush_acked()
+
+    def _flush_acked(self) -> None:
+        if self._acked:
+            with self._db.write() as session:
+                outbox.mark_published(session, self._acked, self._clock.now())
+            self._acked = []
+            self._acked_since = None
 
     def _pump_timeout(self) -> float:
-        if self._state_due is None:
+        deadlines = [d for d in (self._state_due, self._acked_since and self._acked_since + ACK_FLUSH_S)
+                     if d is not None]
+        if not deadlines:
             return 1.0
-        return min(1.0, max(0.01, self._state_due - time.monotonic()))
+        return min(1.0, max(0.005, min(deadlines) - time.monotonic()))
 
     def _settle_acks(self) -> None:
-        done: list[int] = []
         while True:
             try:
                 client, mid, ok = self._acks.get_nowait()
@@ -278,13 +291,16 @@ class Bridge:
                 continue  # status, snapshot, or an earlier session's message (it will repeat)
             seq = self._inflight.pop(mid)
             if ok:
-                done.append(seq)
+                self._acked.append(seq)
+                self._acked_since = self._acked_since or time.monotonic()
             else:
                 log.warning("mqtt_publish_refused", seq=seq)
                 self._held[seq] = time.monotonic() + FAILED_PUBLISH_HOLD_S
-        if done:
-            with self._db.write() as session:
-                outbox.mark_published(session, done, self._clock.now())
+        # One durable commit per batch of PUBACKs, not per PUBACK: a crash before it only
+        # means those rows are sent again (same message_id), never that one is lost.
+        if self._acked and (len(self._acked) >= ACK_BATCH or not self._inflight
+                            or time.monotonic() - self._acked_since >= ACK_FLUSH_S):
+            self._flush_acked()
 
     def _fill_window(self, client: mqtt.Client) -> None:
         window = max(1, min(self._mqtt.window, self._receive_maximum - 2))
@@ -293,7 +309,7 @@ class Bridge:
             return
         now = time.monotonic()
         self._held = {seq: until for seq, until in self._held.items() if until > now}
-        busy = set(self._inflight.values()) | set(self._held)
+        busy = set(self._inflight.values()) | set(self._held) | set(self._acked)
         with self._db.reader.connect() as conn:
             rows = conn.exec_driver_sql(_PENDING_SQL, (room + len(busy),)).fetchall()
         for row in rows:

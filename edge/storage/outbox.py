@@ -56,6 +56,7 @@ class OutboxStats(Base):
 
 
 _system_clock = SystemClock()
+_INSERT = OutboxEvent.__table__.insert()
 _commit_listeners: list[Callable[[], None]] = []
 _listeners_lock = threading.Lock()
 
@@ -99,8 +100,12 @@ def record_event(
     )
     if not _make_room(session, event_row, clock):
         return event_row
-    session.add(event_row)
-    session.flush()  # assigns seq now, inside the caller's transaction
+    # A Core insert, not session.add + flush: the outbox is the hot path, and the caller
+    # needs only the assigned seq (taken inside the caller's transaction, so no gap).
+    result = session.connection().execute(_INSERT, {
+        "message_id": event_row.message_id, "type": type, "ts": event_row.ts,
+        "priority": event_row.priority, "data": data, "size_bytes": event_row.size_bytes})
+    event_row.seq = result.inserted_primary_key[0]
     _notify_after_commit(session)
     return event_row
 
@@ -108,9 +113,7 @@ def record_event(
 def _make_room(session: Session, new: OutboxEvent, clock: Clock) -> bool:
     """True when `new` fits (after dropping telemetry if needed); False when `new` is
     telemetry that was dropped itself."""
-    stats = session.get(OutboxStats, 1)
-    if stats is None:  # the budget row is created by migration 0005
-        raise RuntimeError("outbox_stats row missing: run the migrations")
+    stats = _stats(session)
     excess_rows = stats.pending_rows + 1 - stats.max_rows
     excess_bytes = stats.pending_bytes + new.size_bytes - stats.max_bytes
     if excess_rows <= 0 and excess_bytes <= 0:
@@ -210,8 +213,17 @@ def set_budget(session: Session, *, max_rows: int, max_bytes: int) -> None:
 
 def pending(session: Session) -> tuple[int, int]:
     """(rows, bytes) waiting for the cloud, from the running totals."""
-    stats = session.get(OutboxStats, 1)
-    return (stats.pending_rows, stats.pending_bytes) if stats else (0, 0)
+    stats = _stats(session)
+    return stats.pending_rows, stats.pending_bytes
+
+
+def _stats(session: Session) -> Any:
+    """The totals as the triggers left them a moment ago (never a stale ORM copy)."""
+    row = session.connection().exec_driver_sql(
+        "SELECT pending_rows, pending_bytes, max_rows, max_bytes FROM outbox_stats WHERE id = 1").first()
+    if row is None:
+        raise RuntimeError("outbox_stats row missing: run the migrations (0005)")
+    return row
 
 
 def mark_published(session: Session, seqs: list[int], at: datetime) -> None:
