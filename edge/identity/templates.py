@@ -165,6 +165,16 @@ class IrisGallery:
             self._codes, self._masks = self._codes[:last].copy(), self._masks[:last].copy()
             return True
 
+    def distances(self, probe: IrisTemplate) -> dict[str, float]:
+        """The probe's distance to every enrolled template, each over all shifts."""
+        probe_codes, probe_masks = self._probe_words(probe)
+        with self._lock:
+            codes, masks, ids = self._codes, self._masks, list(self._ids)
+        if not ids:
+            return {}
+        best = _best_scores(codes, masks, probe_codes, probe_masks)[0]
+        return dict(zip(ids, best.tolist()))
+
     def search(self, probe: IrisTemplate) -> GalleryMatch | None:
         """The closest enrolled template over all shifts; None for an empty gallery.
 
@@ -172,10 +182,7 @@ class IrisGallery:
         templates the first pass ranked best. A half-step misalignment costs a genuine
         probe far less than the gap to the nearest impostor, so the true best survives
         the first pass and the answer equals the exhaustive one at half the work."""
-        shifts = np.arange(-self._max_shift, self._max_shift + 1)
-        turned = [shifted_bits(probe, int(s)) for s in shifts]
-        probe_codes = np.stack([c for c, _ in turned]).view(np.uint64)  # (S, W)
-        probe_masks = np.stack([m for _, m in turned]).view(np.uint64)
+        probe_codes, probe_masks = self._probe_words(probe)
         with self._lock:
             if not self._ids:
                 return None
@@ -186,8 +193,14 @@ class IrisGallery:
         fine, best_shift = _best_scores(codes[rows], masks[rows], probe_codes, probe_masks)
         winner = int(np.argmin(fine))
         distance = float(fine[winner])
-        return GalleryMatch(ids[int(rows[winner])], distance, int(shifts[best_shift[winner]]),
-                            decide(distance))
+        shift = int(best_shift[winner]) - self._max_shift
+        return GalleryMatch(ids[int(rows[winner])], distance, shift, decide(distance))
+
+    def _probe_words(self, probe: IrisTemplate) -> tuple[np.ndarray, np.ndarray]:
+        """The probe turned by every shift, as (shifts, words) uint64 code and mask."""
+        turned = [shifted_bits(probe, s) for s in range(-self._max_shift, self._max_shift + 1)]
+        return (np.stack([c for c, _ in turned]).view(np.uint64),
+                np.stack([m for _, m in turned]).view(np.uint64))
 
 
 _REFINE_CANDIDATES = 32

@@ -180,3 +180,14 @@ def test_undecryptable_rows_are_reported_not_fatal(tmp_path: Path, rng) -> None:
     enrolments = IrisEnrolments(store, good)
     assert enrolments.load() == ["res-2"]
     assert "res-1" in enrolments.gallery and "res-2" not in enrolments.gallery
+
+
+def test_distances_to_every_enrolled_template(rng) -> None:
+    gallery = IrisGallery()
+    enrolled = {f"res-{i}": random_template(rng) for i in range(20)}
+    gallery.add_many(enrolled.items())
+    probe = noisy_turned_copy(rng, enrolled["res-4"], 1, flips=0.1)
+    distances = gallery.distances(probe)
+    assert set(distances) == set(enrolled)
+    assert min(distances, key=distances.get) == "res-4"
+    assert distances["res-9"] == pytest.approx(hamming_distance(probe, enrolled["res-9"])[0])
