@@ -6,7 +6,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from edge.kiosk_ui.api.locker import error, locker_error
+from edge.kiosk_ui.api.locker import error, locker_error, storage_full
+from edge.storage import StorageFull
 from edge.locker.diagnostics import LockerDiagnostics
 from edge.locker.errors import InvalidInput, LockerError
 
@@ -27,6 +28,11 @@ def _locker_present() -> Response | None:
 @bp.errorhandler(LockerError)
 def _on_locker_error(exc: LockerError) -> Response:
     return locker_error(exc)
+
+
+@bp.errorhandler(StorageFull)
+def _on_storage_full(exc: StorageFull) -> Response:
+    return storage_full(exc)
 
 
 def _technician_request() -> tuple[int, str]:

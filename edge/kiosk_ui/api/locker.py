@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
 from edge.locker.errors import InvalidInput, LockerError
+from edge.storage import StorageFull
 
 if TYPE_CHECKING:
     from edge.app import Controller
@@ -33,6 +34,7 @@ STATUS = {
     "bad_code_format": 400, "invalid_json": 400, "unauthorised": 401, "unknown_courier": 401,
     "wrong_code": 403, "token_refused": 403, "not_found": 404, "cooling_down": 429,
     "board_unreachable": 503, "compartment_out_of_service": 503, "no_locker": 503,
+    "storage_full": 503,
 }
 
 
@@ -110,6 +112,15 @@ def _locker_present() -> Response | None:
 @bp.errorhandler(LockerError)
 def _on_locker_error(exc: LockerError) -> Response:
     return locker_error(exc)
+
+
+@bp.errorhandler(StorageFull)
+def _on_storage_full(exc: StorageFull) -> Response:
+    return storage_full(exc)
+
+
+def storage_full(exc: StorageFull) -> Response:
+    return error("storage_full", f"the box cannot take new work right now: {exc}")
 
 
 @bp.post("/courier/login")

@@ -1,0 +1,157 @@
+"""Door-open latency: from the HTTP call to the unlock frame on the wire, and to the status
+read that confirms the door open, against the lock-board simulator on a PTY.
+
+The whole controller runs with its default settings (waitress, Flask, locker service with its door monitor polling,
+SQLite with durable commits, the Kerong driver); each open is a technician open through
+POST /api/diag/open over a keep-alive loopback connection, spaced by locker.unlock_gap_s
+(the driver paces back-to-back unlocks by that gap on purpose). Frame times are the simulator's
+perf_counter stamps, taken in this same process.
+
+A PTY moves bytes instantly, so these figures are software time. They are printed beside
+the time the same frames need on a real RS-485 line at 19200 baud 8N1 (10 bits a byte):
+unlock request 5 + status request 5 + status reply 9 = 19 bytes = 9.9 ms. Goal: software
+p99 (call -> confirming read) below that wire time.
+
+    python bench/door_open_latency.py [--quick] [--opens N] [--busy]
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from waitress.server import create_server  # noqa: E402
+
+from edge.app import build_controller  # noqa: E402
+from edge.kiosk_ui import create_app  # noqa: E402
+from edge.settings import load_settings  # noqa: E402
+from simulators.lockboard import LockBoardSimulator  # noqa: E402
+
+BAUD = 19200
+BITS_PER_BYTE = 10  # start + 8 data + stop
+WIRE_BYTES = 5 + 5 + 9  # unlock request, status request, status reply
+UNLOCK, STATUS = 0x31, 0x30
+
+
+def wire_ms(n_bytes: int) -> float:
+    return n_bytes * BITS_PER_BYTE / BAUD * 1000
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def wait_closed(controller: object, number: int) -> None:
+    locker = controller.services["locker"]  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 5
+    while locker.snapshot()[number - 1]["latch"] != "closed":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the monitor never saw compartment {number} close")
+        time.sleep(0.005)
+
+
+def measure(opens: int, busy: bool) -> dict[str, list[float]]:
+    sim = LockBoardSimulator(boards=[0, 1])
+    url = sim.start_pty()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(data_dir=Path(tmp), http={"port": 0},
+                                 locker={"serial_url": url, "boards": [0, 1]})
+        controller = build_controller(settings)
+        controller.start()
+        server = create_server(create_app(controller), host="127.0.0.1", port=0, threads=4)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        connection = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)
+        samples: dict[str, list[float]] = {"to_unlock": [], "to_confirm": [], "unlock_to_confirm": [],
+                                           "to_reply": []}
+        try:
+            for i in range(opens):
+                number = i % 32 + 1
+                board, lock = (number - 1) // 16, (number - 1) % 16
+                seen = len(sim.frames_received)
+                started = time.perf_counter()
+                connection.request("POST", "/api/diag/open", json.dumps({"compartment": number, "who": "bench"}),
+                                   {"Content-Type": "application/json"})
+                reply = connection.getresponse()
+                body = json.loads(reply.read())
+                replied = time.perf_counter()
+                if not body.get("opened"):
+                    raise RuntimeError(f"compartment {number} did not open: {body}")
+                frames = sim.frames_received[seen:]
+                unlock_at = next(f.at for f in frames if f.data[2] == UNLOCK and f.data[1] == (board << 4 | lock))
+                confirm_at = next(f.at for f in frames if f.data[2] == STATUS and f.data[1] == board << 4
+                                  and f.at > unlock_at)
+                samples["to_unlock"].append((unlock_at - started) * 1000)
+                samples["to_confirm"].append((confirm_at - started) * 1000)
+                samples["unlock_to_confirm"].append((confirm_at - unlock_at) * 1000)
+                samples["to_reply"].append((replied - started) * 1000)
+                sim.close_door(board, lock)
+                if not busy:  # the monitor records door.closed before the next open starts
+                    wait_closed(controller, number)
+                # Back-to-back unlocks are paced by locker.unlock_gap_s (the shared supply sags
+                # otherwise); wait it out so each sample is one door opening, not the pacing.
+                time.sleep(settings.locker.unlock_gap_s)
+        finally:
+            connection.close()
+            server.close()
+            thread.join(5)
+            controller.stop()
+            sim.stop()
+    return samples
+
+
+def controller_echo_window_ms() -> float:
+    from edge.drivers.lockboard.kerong import KerongSettings
+
+    return KerongSettings(url="", boards=(0,)).echo_window_s * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="100 opens: a smoke run")
+    parser.add_argument("--opens", type=int, default=1000)
+    parser.add_argument("--busy", action="store_true",
+                        help="close each door and open the next at once, so the door monitor's "
+                             "door.closed commit often runs during the next opening")
+    args = parser.parse_args(argv)
+    opens = 100 if args.quick else args.opens
+    load_before = os.getloadavg()[0]
+    samples = measure(opens, args.busy)
+    wire = wire_ms(WIRE_BYTES)
+    print(f"door-open latency over {opens} opens (HTTP -> Flask -> locker service -> Kerong driver -> PTY simulator)")
+    print(f"machine load average at start {load_before:.2f}, at end {os.getloadavg()[0]:.2f} "
+          f"({os.cpu_count()} cores; scheduler delays under load show in p99)")
+    print("busy locker: the previous door's close is committed while the next door opens" if args.busy
+          else "each door opens with the previous close already recorded (one person at the kiosk)")
+    print(f"{'':38}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    rows = [("HTTP call -> unlock frame on the wire", "to_unlock"),
+            ("HTTP call -> confirming status read", "to_confirm"),
+            ("  of which unlock -> confirming read", "unlock_to_confirm"),
+            ("HTTP call -> HTTP reply (after commit)", "to_reply")]
+    for label, key in rows:
+        values = samples[key]
+        print(f"{label:38}{statistics.median(values):9.2f}{percentile(values, 99):9.2f}{max(values):9.2f}")
+    print(f"wire time of the same frames at {BAUD} baud: {WIRE_BYTES} bytes x {BITS_PER_BYTE} bits = {wire:.1f} ms "
+          f"(unlock {wire_ms(5):.1f} + status {wire_ms(5):.1f} + reply {wire_ms(9):.1f})")
+    echo_ms = controller_echo_window_ms()
+    software = [v - echo_ms for v in samples["to_confirm"]]
+    total_p99, software_p99 = percentile(samples["to_confirm"], 99), percentile(software, 99)
+    print(f"p99 call -> confirming read: {total_p99:.2f} ms, of which {echo_ms:g} ms is the driver's "
+          "deliberate echo window (ADR 0011: the line stays quiet after an unlock for echoing firmware)")
+    print(f"software p99 (call -> confirming read, less the echo window): {software_p99:.2f} ms, "
+          f"{'below' if software_p99 < wire else 'ABOVE'} the wire time ({wire:.1f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
