@@ -140,7 +140,7 @@ class LockerService:
                 try:
                     callback(event_type, data)
                 except Exception:  # a failing listener must not undo or block a door change
-                    log.exception("locker_subscriber_failed", event=event_type)
+                    log.exception("locker_subscriber_failed", event_type=event_type)
 
     # --- reading ----------------------------------------------------------------------------
 

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from edge.locker.service import LockerService
 
 COURIER_SESSION_S = 15 * 60
-KIOSK_ID = "kiosk"  # the JSON API is one more client of this box's kiosk, rate-limited as one
 
 bp = Blueprint("locker_api", __name__, url_prefix="/api/locker")
 sim_bp = Blueprint("sim_api", __name__, url_prefix="/api/sim/lockboard")
@@ -76,6 +75,12 @@ def locker_error(exc: LockerError) -> Response:
 
 def service() -> "LockerService":
     return current_app.extensions["edge"].services["locker"]
+
+
+def kiosk_id() -> str:
+    """The API is one more client of this box's kiosk: wrong codes count against the same
+    limit as the screens' (which use the device id), and the caller cannot pick another."""
+    return current_app.extensions["edge"].settings.mqtt.device_id
 
 
 def json_body(*required: str) -> dict[str, Any]:
@@ -173,12 +178,12 @@ def door_not_opened(deposit_id: str) -> Any:
 
 @bp.post("/pickup")
 def pickup_with_code() -> Any:
-    return jsonify(service().pickup_with_code(json_body("code")["code"], KIOSK_ID).as_dict())
+    return jsonify(service().pickup_with_code(json_body("code")["code"], kiosk_id()).as_dict())
 
 
 @bp.post("/pickup/token")
 def pickup_with_token() -> Any:
-    return jsonify(service().pickup_with_token(json_body("token")["token"], KIOSK_ID).as_dict())
+    return jsonify(service().pickup_with_token(json_body("token")["token"], kiosk_id()).as_dict())
 
 
 @bp.get("/pickups/<pickup_id>")
