@@ -153,6 +153,8 @@ class Bridge:
                 continue
             if self._serve(client):
                 attempt = 0
+            else:  # refused (CONNACK failure) or dropped before a session
+                self.connect_failures += 1
             if not self._stop.is_set():
                 attempt = self._backoff(attempt)
 

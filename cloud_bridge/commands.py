@@ -66,10 +66,6 @@ class CommandRouter:
         contract.validator(f"cmd.{name}")  # fails now, at wiring time, when the schema is missing
         self._handlers[name] = _Handler(handler, in_transaction)
 
-    @property
-    def names(self) -> list[str]:
-        return sorted(self._handlers)
-
     def handle(self, name: str, payload: bytes, route: Route = Route()) -> dict[str, Any]:
         """Run one command and record its reply; returns the reply's outcome. Never raises
         for anything the payload contains (StorageFull and database faults do raise: the

@@ -11,13 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from cloud_bridge import CommandError, CommandRouter, ConfigCommand, Route, apply_stored_overrides
+from cloud_bridge import CommandRouter, ConfigCommand, Route, apply_stored_overrides
 from cloud_bridge.commands import REPLY_TYPE, ping_handler
 from cloud_bridge.models import ProcessedCommand, ReplyRoute
 from edge.clock import FakeClock, iso_utc
 from edge.settings import Settings
 from edge.storage import Database, KeyValue, OutboxEvent, record_event
-from tests.bridge.conftest import DEVICE, SITE
 
 
 def command(name: str, data: Any, clock: FakeClock, *, transaction_id: str | None = None,

@@ -2,7 +2,6 @@
 outages and a SIGKILLed edge; the backlog drains while new events flow; emergencies first."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,9 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from cloud_bridge import contract
 from edge.storage import Database, OutboxEvent, Priority, outbox
-from tests.bridge.conftest import DEVICE, SITE, add_events, device_log, edge_settings, persistent_broker
+from tests.bridge.conftest import add_events, device_log, edge_settings
 
 pytestmark = pytest.mark.mqtt
 
@@ -109,15 +107,14 @@ def test_an_emergency_overtakes_a_backlog(broker, cloud, make_bridge, edge_db):
 EDGE_PROCESS = """
 import sys, time
 from pathlib import Path
+from types import SimpleNamespace
 from cloud_bridge import Bridge, CommandRouter
 from edge.clock import SystemClock
 from edge.storage import Database
 from tests.bridge.conftest import add_events, edge_settings
-from tests.support.mosquitto import Broker
 
 data_dir, port, events = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-broker = Broker.__new__(Broker); broker.host, broker.port = "127.0.0.1", port
-settings = edge_settings(data_dir, broker)
+settings = edge_settings(data_dir, SimpleNamespace(host="127.0.0.1", port=port))
 db = Database(settings.database_path); db.upgrade()
 bridge = Bridge(settings, db, CommandRouter(db, SystemClock()), clock=SystemClock(), version="t")
 bridge.start()
