@@ -27,6 +27,7 @@ from edge.settings import load_settings
 from edge.storage import OutboxEvent
 from simulators.lockboard import LockBoardSimulator
 from tests.support.ports import free_port
+from tests.ui.conftest import serve_until_closed
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -65,7 +66,7 @@ class Station:
         self.app = create_app(self.controller)
         self.server = create_server(self.app, host="127.0.0.1", port=0,
                                     threads=settings.http.threads)
-        threading.Thread(target=self.server.run, daemon=True).start()
+        threading.Thread(target=serve_until_closed, args=(self.server,), daemon=True).start()
         self.port = self.server.effective_port
         self.url = f"http://127.0.0.1:{self.port}"
 

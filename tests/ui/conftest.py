@@ -42,6 +42,14 @@ def _ensure_chromium() -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", "chromium", "fonts-noto-cjk"], check=True, env=env)
 
 
+def serve_until_closed(server: Any) -> None:
+    """waitress's loop, until another thread closes the server (as edge.app.serve does)."""
+    try:
+        server.run()
+    except OSError:  # the listening socket was closed under the loop's select()
+        pass
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
@@ -96,7 +104,8 @@ def kiosk(tmp_path: Path, kiosk_settings: dict[str, Any]) -> Iterator[Kiosk]:
     controller.start()
     app = create_app(controller)
     server = create_server(app, host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread = threading.Thread(target=serve_until_closed, args=(server,), name="waitress",
+                              daemon=True)
     thread.start()
     try:
         yield Kiosk(controller, simulator, app, f"http://127.0.0.1:{server.effective_port}")

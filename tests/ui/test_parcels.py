@@ -3,6 +3,7 @@ Kerong driver -> lock-board simulator on a PTY, and the door state pushed back t
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
@@ -132,3 +133,45 @@ def test_unknown_courier_code_is_refused(page, kiosk: Kiosk) -> None:
     page.get_by_role("button", name="下一步").click()
     expect(page.get_by_role("alert")).to_contain_text("本站没有这个快递员编号")
     assert page.get_by_role("textbox", name="快递员编号").is_visible()
+
+
+def test_door_closed_with_nothing_inside_can_be_opened_again(page, kiosk: Kiosk) -> None:
+    number = deposit_as_courier(page, kiosk, english=True)
+    board, lock = kiosk.door(number)
+    kiosk.simulator.close_door(board, lock)  # pushed shut before the parcel went in
+    expect(page.get_by_role("alert")).to_contain_text("nothing is inside")
+    page.get_by_role("button", name="Open the door again").click()
+    expect(page.locator("[data-live-when='state=door_open']")).to_be_visible()
+    assert kiosk.simulator.is_open(board, lock)
+    kiosk.simulator.set_item(board, lock, True)
+    kiosk.simulator.close_door(board, lock)
+    expect(page.locator("[data-live-when='state=deposited']")).to_be_visible()
+    page.get_by_role("button", name="I closed the door").click()
+    expect(page.get_by_role("status").filter(has_text=f"door {number}")).to_be_visible()
+    assert len(kiosk.outbox("parcel.deposited")) == 1
+    assert_accessible(page)
+    shoot(page, "courier-stored-en")
+
+
+def test_pickup_with_the_scanned_qr_code(page, kiosk: Kiosk) -> None:
+    locker = kiosk.service("locker")
+    view = locker.start_deposit("courier-sf", "YT0001", RECIPIENT, "L")
+    board, lock = kiosk.door(view.compartment)
+    kiosk.simulator.set_item(board, lock, True)
+    kiosk.simulator.close_door(board, lock)
+    page.goto("/pickup/")
+    page.get_by_role("button", name="English").click()
+    [deposited] = wait_for_outbox(kiosk, "parcel.deposited")
+
+    assert page.request.post("/live/scanner", data={"code": deposited.data["pickup_token"]}).ok
+    expect(page.get_by_text("Please take your parcel and close the door.")).to_be_visible()
+    assert page.locator("[data-live-when='state=door_open'] .door-number").inner_text() == str(view.compartment)
+    assert kiosk.simulator.is_open(board, lock)
+
+
+def wait_for_outbox(kiosk: Kiosk, type_: str) -> list:
+    deadline = time.monotonic() + 10
+    while not (rows := kiosk.outbox(type_)):
+        assert time.monotonic() < deadline, f"no {type_} in the outbox"
+        time.sleep(0.05)
+    return rows

@@ -22,6 +22,7 @@ from edge.clock import FakeClock
 from edge.drivers.gpio import StationIO
 from edge.kiosk_ui import create_app
 from edge.settings import Settings
+from tests.ui.conftest import serve_until_closed
 
 pytestmark = pytest.mark.timeout(60)
 KIOSK_UI = Path(__file__).resolve().parents[2] / "edge" / "kiosk_ui"
@@ -117,7 +118,7 @@ def test_event_stream_is_flushed_through_waitress(app: Any) -> None:
     from waitress.server import create_server
 
     server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=serve_until_closed, args=(server,), daemon=True)
     thread.start()
     try:
         connection = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)
@@ -160,3 +161,14 @@ def test_every_screen_text_has_a_chinese_translation_and_the_mo_is_compiled() ->
         if message.id:
             built = compiled.get(message.id)
             assert built is not None and text(built.string) == text(message.string), message.id
+
+
+def test_errors_are_pages_in_plain_words_except_under_the_api(client: FlaskClient) -> None:
+    missing = client.get("/notices/no-such-notice")
+    assert missing.status_code == 404
+    assert "没有找到这个页面" in missing.get_data(as_text=True)
+    assert "返回首页" in missing.get_data(as_text=True)
+    no_locker = client.get("/pickup/door/p-1")  # this box was built without a locker
+    assert no_locker.status_code in (302, 503)
+    api = client.get("/api/no-such-thing")
+    assert api.status_code == 404 and "没有找到" not in api.get_data(as_text=True)

@@ -8,9 +8,11 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import Babel
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
 
 from edge.kiosk_ui.screens import (
     activities,
@@ -25,7 +27,7 @@ from edge.kiosk_ui.screens import (
     services,
     venues,
 )
-from edge.kiosk_ui.screens.common import controller, current_lang, pick, resident
+from edge.kiosk_ui.screens.common import N_, controller, current_lang, pick, resident
 from edge.kiosk_ui.screens.formatting import install_filters
 from edge.kiosk_ui.screens.visits import KioskSessionStore
 
@@ -58,10 +60,10 @@ def register_screens(app: Flask) -> None:
     app.before_request(_check_csrf)
     live.hub_for(app)  # subscribe to the services' changes once, before any page watches
     app.context_processor(_page_context)
-    app.jinja_env.filters["pick"] = pick
     install_filters(app)
     app.after_request(_no_stale_pages)
     app.register_error_handler(CSRFError, _csrf_failed)
+    app.register_error_handler(HTTPException, _error_page)
 
 
 SCREEN_BLUEPRINTS = frozenset(module.bp.name for module in BLUEPRINTS)
@@ -116,8 +118,19 @@ def _no_stale_pages(response: Any) -> Any:
 
 
 def _csrf_failed(_error: CSRFError) -> Any:
-    from flask import flash, redirect, url_for
-    from flask_babel import gettext as _
-
     flash(_("The page was open too long. Please try again."), "error")
     return redirect(url_for("kiosk.home"))
+
+
+ERROR_WORDS = {404: N_("We could not find that page."),
+               503: N_("This service is not available at this station right now."),
+               500: N_("Something went wrong. Please ask staff.")}
+
+
+def _error_page(error: HTTPException) -> Any:
+    """Screens answer errors with a page in plain words and a way home; the API keeps its own."""
+    if request.path.startswith("/api/"):
+        return error
+    code = error.code or 500
+    words = ERROR_WORDS.get(code, ERROR_WORDS[500] if code >= 500 else ERROR_WORDS[404])
+    return render_template("error.html", words=words), code

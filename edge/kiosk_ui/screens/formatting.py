@@ -8,7 +8,7 @@ from flask import Flask, url_for
 from markupsafe import Markup
 from flask_babel import gettext as _
 
-from edge.kiosk_ui.screens.common import N_, current_lang, site_zone
+from edge.kiosk_ui.screens.common import N_, current_lang, pick, site_zone
 
 WEEKDAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
 
@@ -58,6 +58,7 @@ def icon(name: str, css_class: str = "icon") -> Markup:
 
 def install_filters(app: Flask) -> None:
     app.jinja_env.globals["icon"] = icon
+    app.jinja_env.filters["pick"] = pick
     for name, function in (("local_time", local_time), ("local_date", local_date),
                            ("day_name", day_name), ("opening_hours", opening_hours)):
         app.jinja_env.filters[name] = function
