@@ -148,10 +148,6 @@ class LockerService:
     def boards(self) -> list[int]:
         return sorted({spec.board for spec in self._layout.values()})
 
-    @property
-    def generation(self) -> int:
-        return self._generation
-
     def compartment_location(self, number: int) -> CompartmentSpec:
         try:
             return self._layout[number]
@@ -259,7 +255,7 @@ class LockerService:
                 deposit = self._deposit(s, deposit_id)
                 if deposit.state not in LIVE_DEPOSIT_STATES:
                     raise WrongState(f"this deposit is already {deposit.state}")
-                self._end_deposit(s, deposit, "cancelled", "cancelled by the courier; take the item out and close the door")
+                self._end_deposit(deposit, "cancelled", "cancelled by the courier; take the item out and close the door")
                 audit(s, Actor.COURIER, "deposit_cancel", "ok", actor_id=deposit.courier_id,
                       target=deposit.id, detail={"compartment": deposit.compartment}, clock=self._clock)
                 pending.add("deposit.cancelled", {"deposit_id": deposit.id, "compartment": deposit.compartment})
@@ -342,11 +338,11 @@ class LockerService:
     def _fail_deposit(self, deposit: Deposit, message: str) -> None:
         with self._db.write() as s:
             row = s.merge(deposit)
-            self._end_deposit(s, row, "failed", message)
+            self._end_deposit(row, "failed", message)
             audit(s, Actor.COURIER, "deposit", "failed", actor_id=deposit.courier_id,
                   target=deposit.id, detail={"message": message}, clock=self._clock)
 
-    def _end_deposit(self, s: Session, deposit: Deposit, state: str, message: str) -> None:
+    def _end_deposit(self, deposit: Deposit, state: str, message: str) -> None:
         deposit.state, deposit.message, deposit.updated_at = state, message, self._clock.now()
 
     def _confirm_deposit(self, s: Session, deposit: Deposit, pending: _Pending) -> None:
@@ -362,7 +358,7 @@ class LockerService:
         )
         s.add(parcel)
         deposit.parcel_id = parcel.id
-        self._end_deposit(s, deposit, "deposited", f"parcel stored in compartment {deposit.compartment}")
+        self._end_deposit(deposit, "deposited", f"parcel stored in compartment {deposit.compartment}")
         data = {
             "parcel_id": parcel.id, "deposit_id": deposit.id, "compartment": parcel.compartment,
             "size": parcel.size, "waybill": parcel.waybill, "courier_id": parcel.courier_id,
@@ -672,12 +668,12 @@ class LockerService:
             if state.item:
                 self._confirm_deposit(s, deposit, pending)
             elif deposit.state != "empty_closed":
-                self._end_deposit(s, deposit, "empty_closed",
+                self._end_deposit(deposit, "empty_closed",
                                   "the door closed but no item was seen; reopen it or cancel")
                 pending.add("deposit.empty_closed", {"deposit_id": deposit.id, "compartment": row.number})
             return
         if deposit is not None and deposit.state == "opening" and state.latch is Latch.OPEN:
-            self._end_deposit(s, deposit, "door_open", f"compartment {row.number} is open")
+            self._end_deposit(deposit, "door_open", f"compartment {row.number} is open")
             return
         op = s.scalars(select(DoorOperation).where(DoorOperation.compartment == row.number,
                                                    DoorOperation.state == "door_open")).first()
@@ -753,7 +749,7 @@ class LockerService:
             stale = s.scalars(select(Deposit).where(Deposit.state == "empty_closed",
                                                     Deposit.updated_at <= cutoff)).all()
             for deposit in stale:
-                self._end_deposit(s, deposit, "cancelled", "closed empty and abandoned")
+                self._end_deposit(deposit, "cancelled", "closed empty and abandoned")
                 audit(s, Actor.SYSTEM, "deposit_cancel", "timeout", target=deposit.id, clock=self._clock)
         return len(stale)
 
@@ -818,7 +814,7 @@ class LockerService:
                               .order_by(Deposit.updated_at.desc())).first()
             if deposit is not None and state.latch is Latch.CLOSED:
                 # A closed, empty door with no courier left at the screen: nothing to keep open.
-                self._end_deposit(s, deposit, "cancelled", "closed empty before the controller restarted")
+                self._end_deposit(deposit, "cancelled", "closed empty before the controller restarted")
                 after = deposit
             found.append({"finding": "deposit_after_restart", "compartment": n,
                           "deposit_id": after.id if after else None, "was": deposit_before,

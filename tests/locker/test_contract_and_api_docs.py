@@ -7,7 +7,7 @@ import pytest
 from cloud_bridge import contract
 from edge.clock import iso_utc
 from edge.kiosk_ui import create_app
-from tests.locker.conftest import outbox, start_deposit, wait_until
+from tests.locker.conftest import outbox, wait_until
 from tests.locker.test_pickup import deposit_parcel
 
 pytestmark = pytest.mark.timeout(60)

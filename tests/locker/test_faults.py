@@ -2,12 +2,9 @@
 never closed) and reconcile after a restart, against the PTY simulator."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
-from sqlalchemy import select
 
 from edge.app import build_controller
 from edge.locker.models import Deposit, DoorOperation
