@@ -143,7 +143,7 @@ def doors(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> 
         _emit_json(report)
     else:
         table = Table(title=f"compartments (via {via})")
-        for column in ("no.", "board", "lock", "size", "latch", "item", "state", "parcel", "fault"):
+        for column in ("no.", "board", "lock (1-16)", "size", "latch", "item", "state", "parcel", "fault"):
             table.add_column(column)
         for c in report["compartments"]:
             item = "?" if c["item"] is None else ("yes" if c["item"] else "no")
