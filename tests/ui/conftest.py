@@ -91,15 +91,16 @@ def kiosk_settings() -> dict[str, Any]:
 def kiosk(tmp_path: Path, kiosk_settings: dict[str, Any]) -> Iterator[Kiosk]:
     from waitress.server import create_server
 
+    overrides = dict(kiosk_settings)
     simulator = LockBoardSimulator(boards=[0, 1])
     path = simulator.start_pty()
     locker = {"serial_url": path, "boards": [0, 1], "poll_interval_s": 0.05,
-              "couriers": {COURIER_CODE: COURIER_ID}, **kiosk_settings.pop("locker", {})}
+              "couriers": {COURIER_CODE: COURIER_ID}, **overrides.pop("locker", {})}
     # A broker address where nobody listens: events queue, and no simulated cloud decides
     # bookings behind the test's back (the test decides, as the bridge's handler would).
     settings = load_settings(data_dir=tmp_path / "data", simulate=True, http={"port": 0},
                              locker=locker, mqtt={"host": "127.0.0.1", "port": free_port()},
-                             **kiosk_settings)
+                             **overrides)
     controller = build_controller(settings)
     controller.start()
     app = create_app(controller)
