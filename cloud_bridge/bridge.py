@@ -346,8 +346,13 @@ class Bridge:
     def _publish_compartments(self, client: mqtt.Client) -> None:
         if self._compartments is None or self._state_due is None or time.monotonic() < self._state_due:
             return
+        try:
+            snapshot = to_plain(self._compartments())
+        except Exception:  # noqa: BLE001 - events keep flowing; the snapshot is tried again
+            log.exception("compartments_snapshot_failed")
+            self._state_due = time.monotonic() + 2.0
+            return
         self._state_due = None
-        snapshot = to_plain(self._compartments())
         message = {"message_id": str(uuid.uuid4()), "type": "state.compartments",
                    "ts": iso_utc(self._clock.now()), **self._head, "data": {"compartments": snapshot}}
         info = client.publish(self.topics.compartments, json.dumps(message, ensure_ascii=False),

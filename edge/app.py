@@ -185,7 +185,11 @@ def _build_bridge(controller: Controller) -> None:
     if settings.simulate and not settings.mqtt.host and PrivateBroker.available():
         broker = PrivateBroker()
         settings.mqtt = settings.mqtt.model_copy(update={"host": broker.host, "port": broker.port})
-        cloud = CloudSimulator(broker.host, broker.port, catalogue=load_catalogue(None, settings.mqtt.site_id))
+        # The simulated cloud sends a catalogue only to a box that has none (the community
+        # part seeds its demo through the same replace() that catalogue.sync calls).
+        seeded = "catalogue" in services and not services["catalogue"].is_empty()
+        cloud = CloudSimulator(broker.host, broker.port,
+                               catalogue=None if seeded else load_catalogue(None, settings.mqtt.site_id))
         controller.components += [broker, cloud]
     try:
         software = version("community-station-edge")

@@ -75,3 +75,29 @@ def test_a_fuzzing_cloud_cannot_crash_the_edge(cloud, make_bridge, router):
     assert bridge.connected.is_set()
     assert cloud.wait_for(lambda: len(cloud.unmatched_replies) == 200, 30)
     assert device_log(cloud).gaps() == [] and cloud.violations == []
+
+
+def test_the_simulated_cloud_sends_its_catalogue_to_an_edge_that_comes_online(broker, edge_db):
+    from simulators.cloud import CloudSimulator, load_catalogue
+
+    received: list[dict] = []
+    router = CommandRouter(edge_db, SystemClock())
+    router.register("catalogue.sync", lambda data: received.append(data) or {"services": len(data["services"])})
+    catalogue = load_catalogue(None, SITE)
+    sender = CloudSimulator(broker.host, broker.port, catalogue=catalogue).start()
+    try:
+        assert sender.connected.wait(10)
+        from cloud_bridge import Bridge
+        from tests.bridge.conftest import edge_settings
+
+        settings = edge_settings(edge_db.path.parent, broker)
+        bridge = Bridge(settings, edge_db, router, clock=SystemClock(), version="t")
+        bridge.start()
+        try:
+            assert sender.wait_for(lambda: any(r[0]["command"] == "catalogue.sync" and r[0]["ok"]
+                                               for r in sender.replies.values()), 20)
+            assert received == [catalogue]
+        finally:
+            bridge.stop()
+    finally:
+        sender.stop()

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -70,24 +69,38 @@ def test_broker_down_for_a_while_then_back(broker, cloud, make_bridge, edge_db):
 
 
 @pytest.mark.timeout(90)
-def test_ten_thousand_queued_events_drain_while_new_events_flow(broker, cloud, make_bridge, edge_db):
+def test_ten_thousand_events_queued_in_an_outage_drain_while_new_events_flow(broker, cloud, make_bridge, edge_db):
+    bridge = make_bridge()
+    assert bridge.connected.wait(10)
+    broker.stop()
     backlog = []
     for _batch in range(10):
         backlog += add_events(edge_db, 1000)
-    make_bridge()
+    broker.start()
     fresh: list[int] = []
-
-    def keep_writing() -> None:
-        for _ in range(50):
-            fresh.extend(add_events(edge_db, 4))
-            time.sleep(0.01)
-
-    writer = threading.Thread(target=keep_writing)
-    writer.start()
-    writer.join()
+    for _ in range(50):  # new events keep coming while the backlog drains
+        fresh.extend(add_events(edge_db, 4))
+        time.sleep(0.01)
     assert cloud.wait_for(lambda: set(backlog + fresh) <= set(device_log(cloud).events), 60)
     assert_delivered_exactly(edge_db, cloud)
     assert device_log(cloud).arrivals == sorted(device_log(cloud).arrivals)
+
+
+@pytest.mark.timeout(30)
+def test_a_failing_snapshot_source_does_not_stop_delivery(broker, cloud, make_bridge, edge_db):
+    calls = []
+
+    def flaky_snapshot() -> list[dict]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the locker service failed")
+        return [{"number": 1, "state": "free"}]
+
+    make_bridge(compartments=flaky_snapshot)
+    written = add_events(edge_db, 20)
+    assert cloud.wait_for(lambda: set(written) <= set(device_log(cloud).events), 20)
+    assert cloud.wait_for(lambda: device_log(cloud).compartments is not None, 10)  # tried again
+    assert len(calls) >= 2
 
 
 @pytest.mark.timeout(60)
