@@ -3,6 +3,7 @@ outages and a SIGKILLed edge; the backlog drains while new events flow; emergenc
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -123,8 +124,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from cloud_bridge import Bridge, CommandRouter
 from edge.clock import SystemClock
+from edge.logs import configure_logging
 from edge.storage import Database
 from tests.bridge.conftest import add_events, edge_settings
+
+configure_logging("WARNING")  # log lines to stderr: stdout carries only the progress lines
 
 data_dir, port, events = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 settings = edge_settings(data_dir, SimpleNamespace(host="127.0.0.1", port=port))
@@ -150,7 +154,8 @@ def test_edge_killed_while_publishing_loses_nothing(broker, cloud, tmp_path: Pat
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
     try:
         for line in edge.stdout:  # kill it mid-stream: writing and publishing at full speed
-            if line.startswith("written ") and int(line.split()[1]) >= 1500:
+            progress = re.fullmatch(r"written (\d+)\n", line)
+            if progress and int(progress[1]) >= 1500:
                 break
         assert cloud.wait_for(lambda: len(device_log(cloud).events) > 100, 20)
         edge.send_signal(signal.SIGKILL)
