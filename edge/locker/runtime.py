@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from edge.drivers.lockboard.base import LockBoardBus
 from edge.locker.buslock import BusLock
 from edge.locker.monitor import DoorMonitor, LockerJobs
 from edge.locker.service import LockerService
-from edge.drivers.lockboard.base import LockBoardBus
+from edge.logs import get_logger
+from edge.storage import StorageFull
+
+log = get_logger("edge.locker")
 
 
 @dataclass
@@ -22,8 +26,13 @@ class LockerRuntime:
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
     def start(self) -> None:
-        self.service.reconcile()
-        self.service.check_retention()
+        try:
+            self.service.reconcile()
+            self.service.check_retention()
+        except StorageFull:
+            # The doors must still be watched: changes not recorded now are seen again by
+            # the monitor's next reads and recorded once the outbox has room.
+            log.exception("locker_reconcile_refused_storage_full")
         self.monitor.start()
         self.jobs.start()
 

@@ -311,6 +311,7 @@ class LockerService:
     def _try_deposit_door(self, deposit: Deposit, number: int, tried: list[int]) -> DepositView | None:
         reopening = deposit.state == "empty_closed"
         with self._db.write() as s:
+            self._refuse_if_outbox_full(s)
             row = s.merge(deposit)
             row.compartment, row.state, row.updated_at = number, "opening", self._clock.now()
         comp = self._layout[number]
@@ -496,7 +497,8 @@ class LockerService:
 
     def _open_for_parcel(self, parcel_id: str, purpose: str, method: str, actor: Actor,
                          actor_id: str | None, *, token_id: str | None = None) -> PickupView:
-        with self._db.read() as s:
+        with self._db.write() as s:
+            self._refuse_if_outbox_full(s)
             parcel = s.get(Parcel, parcel_id)
             comp_row = s.get(Compartment, parcel.compartment)
         if comp_row.fault:
@@ -536,6 +538,8 @@ class LockerService:
         """Open a door for staff; it changes no parcel (a parcel inside stays stored)."""
         comp = self.compartment_location(number)
         with self._lock:
+            with self._db.write() as s:
+                self._refuse_if_outbox_full(s)
             result = self._unlock(comp)
             pending = _Pending()
             with self._db.write() as s:
@@ -558,6 +562,16 @@ class LockerService:
             row.fault, row.fault_at = None, None
 
     # --- doors ------------------------------------------------------------------------------
+
+    def _refuse_if_outbox_full(self, s: Session) -> None:
+        """Raise StorageFull while the door is still shut: a door opened whose door.opened
+        could then not be written would be an opening the cloud never hears of. The probe
+        event is rolled back with its savepoint (no seq is used up)."""
+        probe = s.begin_nested()
+        try:
+            record_event(s, "door.opened", {"compartment": 0}, clock=self._clock)
+        finally:
+            probe.rollback()
 
     def _unlock(self, comp: CompartmentSpec) -> UnlockResult:
         try:

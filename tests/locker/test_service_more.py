@@ -82,3 +82,22 @@ def test_screen_and_api_share_one_wrong_code_limit(controller, client, courier, 
         locker.pickup_with_code("87654321", kiosk_id=kiosk)
     with pytest.raises(WrongCode):  # another kiosk is not cooling down
         locker.pickup_with_code("87654321", kiosk_id="kiosk-02")
+
+
+def test_a_full_outbox_refuses_new_door_work_before_any_door_opens(controller, client, courier, sim):
+    from edge.storage import outbox as outbox_module
+
+    with controller.db.write() as s:
+        rows, size = outbox_module.pending(s)
+        outbox_module.set_budget(s, max_rows=rows, max_bytes=10 ** 9)
+    reply = client.post("/api/locker/deposits", headers=courier,
+                        json={"waybill": "SF1", "phone": PHONE, "size": "M"})
+    assert reply.status_code == 503 and reply.json["error"]["code"] == "storage_full"
+    remote = client.post("/api/diag/open", json={"compartment": 3})
+    assert remote.status_code == 503 and remote.json["error"]["code"] == "storage_full"
+    assert not any(f.data[2] == 0x31 for f in sim.frames_received)
+    with controller.db.write() as s:
+        outbox_module.set_budget(s, max_rows=10 ** 6, max_bytes=10 ** 9)
+    assert start_deposit(client, courier)["state"] == "door_open"
+    seqs = [e.seq for e in outbox(controller.db)]
+    assert seqs == list(range(1, len(seqs) + 1))  # the refused probes used up no seq
