@@ -204,8 +204,8 @@ def extract(frame: np.ndarray, limits: QualityLimits = QualityLimits()) -> Extra
         return Extraction(Quality("covered", {"pupil_roundness": roundness}))
     pupil, sharpness = refine_pupil(gray, pupil)
     iris = find_limbus(gray, pupil)
-    if iris is None:
-        return Extraction(Quality("no_eye", {"pupil_r": pupil.r}))
+    if iris is None:  # a pupil but no iris beside it: lids or lashes hide it
+        return Extraction(Quality("covered", {"pupil_r": pupil.r}))
     metrics = {"iris_x": iris.x, "iris_y": iris.y, "iris_r": iris.r, "pupil_r": pupil.r,
                "sharpness": sharpness}
     gate = _geometry_gate(gray.shape, iris, limits)
@@ -251,10 +251,11 @@ def find_pupil(gray: np.ndarray) -> tuple[Circle, float] | None:
         cv2.MORPH_ELLIPSE, (7, 7)))
     contours, _ = cv2.findContours(dark, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     best: tuple[float, Circle, float] | None = None
+    largest = math.pi * (min(small.shape) / 4) ** 2  # a pupil never fills half the frame
     for contour in contours:
         hull = cv2.convexHull(contour)  # reflections bite notches out of the edge
         area = cv2.contourArea(hull)
-        if area < 60:
+        if not 60 <= area <= largest:
             continue
         (x, y), enclosing = cv2.minEnclosingCircle(hull)
         roundness = area / (math.pi * enclosing**2)
@@ -268,6 +269,7 @@ def find_pupil(gray: np.ndarray) -> tuple[Circle, float] | None:
     return None if best is None else (best[1], best[2])
 
 
+_MIN_SCLERA_CONTRAST = 30.0  # grey levels between the iris and the white beside it
 _MIN_ROUNDNESS = 0.6  # below: the pupil is partly hidden, by a lid most often
 _MIN_PARTIAL_ROUNDNESS = 0.3
 
@@ -296,6 +298,12 @@ def find_limbus(gray: np.ndarray, pupil: Circle) -> Circle | None:
     jump = profile[..., 4:] - profile[..., :-4]
     ix, iy, ir = np.unravel_index(int(np.argmax(jump)), jump.shape)
     if jump[ix, iy, ir] < 12:
+        return None
+    # Beside an open iris lies the white of the eye, far brighter than the iris. A nearly
+    # closed eye shows lid skin there instead, about as bright as what lies inside.
+    inside = float(np.median(profile[ix, iy, max(ir - 12, 0):ir + 1]))
+    outside = float(np.median(profile[ix, iy, ir + 6:ir + 16]))
+    if outside - inside < _MIN_SCLERA_CONTRAST:
         return None
     coarse = Circle(float(pupil.x + x_offsets[ix]), float(pupil.y + y_offsets[iy]),
                     float(radii[ir] + 2))
