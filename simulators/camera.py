@@ -365,8 +365,9 @@ class SimulatedCamera:
     def show_eye(self, person_id: int, *, frames: int | None = None, **capture: object) -> None:
         """Live captures of one person's eye: each frame is a new capture, varied like a
         person standing at the kiosk, unless `capture` fixes a parameter (e.g. blur_sigma)."""
-        iris = self._irises.get(person_id) or self._irises.setdefault(person_id,
-                                                                      SyntheticIris(person_id))
+        iris = self._irises.get(person_id)
+        if iris is None:
+            iris = self._irises[person_id] = SyntheticIris(person_id)
         rng = np.random.default_rng(self._rng.integers(0, 2**31))
         self._enqueue(lambda: _bgr(render_eye(iris, random_capture(rng, **capture), self.size)),
                       frames)

@@ -104,6 +104,16 @@ def shifted_bits(template: IrisTemplate, shift: int) -> tuple[np.ndarray, np.nda
             np.packbits(np.roll(mask, shift, axis=1).reshape(-1)))
 
 
+_BYTE_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def popcount_rows(words: np.ndarray) -> np.ndarray:
+    """Set bits summed over the last axis of an unsigned integer array."""
+    if hasattr(np, "bitwise_count"):  # numpy >= 2: one instruction per word
+        return np.bitwise_count(words).sum(axis=-1, dtype=np.uint16)
+    return _BYTE_POPCOUNT[words.view(np.uint8)].sum(axis=-1, dtype=np.uint16)
+
+
 def normalise_distance(disagreeing: np.ndarray, compared: np.ndarray) -> np.ndarray:
     """Daugman's normalisation, 0.5 - (0.5 - HD) * sqrt(n / n_ref): a score from few bits
     is pulled towards 0.5 (chance), so a mostly covered eye cannot match by luck. Codes with
@@ -122,8 +132,8 @@ def hamming_distance(a: IrisTemplate, b: IrisTemplate, max_shift: int = MAX_SHIF
     for shift in shifts:
         code, mask = shifted_bits(a, shift)
         both = mask & b.mask
-        disagreeing.append(int(np.bitwise_count((code ^ b.code) & both).sum()))
-        compared.append(int(np.bitwise_count(both).sum()))
+        disagreeing.append(int(popcount_rows((code ^ b.code) & both)))
+        compared.append(int(popcount_rows(both)))
     scores = normalise_distance(np.array(disagreeing), np.array(compared))
     best = int(np.argmin(scores))
     return float(scores[best]), shifts[best]

@@ -22,12 +22,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from edge.identity.iris import (
-    MAX_SHIFT,
     CODE_BYTES,
+    MAX_SHIFT,
     Decision,
     IrisTemplate,
     decide,
     normalise_distance,
+    popcount_rows,
     shifted_bits,
 )
 from edge.identity.keys import load_or_create_key
@@ -228,8 +229,8 @@ def _count_bits(codes: np.ndarray, masks: np.ndarray, probe_codes: np.ndarray,
         part = slice(start, start + _CHUNK_ROWS)
         both = masks[None, part] & probe_masks[:, None]
         differ = (codes[None, part] ^ probe_codes[:, None]) & both
-        disagreeing[:, part] = np.bitwise_count(differ).sum(axis=2, dtype=np.uint16)
-        compared[:, part] = np.bitwise_count(both).sum(axis=2, dtype=np.uint16)
+        disagreeing[:, part] = popcount_rows(differ)
+        compared[:, part] = popcount_rows(both)
     return disagreeing, compared
 
 

@@ -191,3 +191,13 @@ def test_distances_to_every_enrolled_template(rng) -> None:
     assert set(distances) == set(enrolled)
     assert min(distances, key=distances.get) == "res-4"
     assert distances["res-9"] == pytest.approx(hamming_distance(probe, enrolled["res-9"])[0])
+
+
+def test_popcount_fallback_for_numpy_before_2(rng, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge.identity import iris
+
+    words = rng.integers(0, 2**63, (3, 5, 32), dtype=np.uint64)
+    fast = iris.popcount_rows(words)
+    monkeypatch.delattr(np, "bitwise_count")
+    assert np.array_equal(iris.popcount_rows(words), fast)
+    assert fast[0, 0] == sum(bin(int(w)).count("1") for w in words[0, 0])
