@@ -170,7 +170,7 @@ class QualityLimits:
     max_iris_radius: float = 160.0
     max_centre_offset: float = 0.25  # of the frame's width/height
     edge_margin: float = 4.0  # pixels the iris must stay inside the frame
-    min_sharpness: float = 0.13  # pupil-edge gradient / contrast; ~1/(2.5*blur sigma)
+    min_sharpness: float = 0.14  # pupil-edge step over height; refuses blur sigma >~ 3 px
     min_usable: float = 0.5  # fraction of the iris ring not covered
 
 
@@ -280,7 +280,7 @@ def find_pupil(gray: np.ndarray) -> tuple[Circle, float] | None:
 
 
 _MIN_SCLERA_CONTRAST = 30.0  # grey levels between the iris and the white beside it
-_MIN_ROUNDNESS = 0.6  # below: the pupil is partly hidden, by a lid most often
+_MIN_ROUNDNESS = 0.8  # below: a lid hides part of the pupil (open eyes measured >= 0.85)
 _MIN_PARTIAL_ROUNDNESS = 0.3
 
 
@@ -359,7 +359,7 @@ def refine_pupil(gray: np.ndarray, pupil: Circle) -> tuple[Circle, float]:
     """The pupil circle fitted to the steepest point of each ray across its edge, and the
     edge's sharpness: steepest step over step height, about 1/(2.5 sigma) for an edge
     blurred by sigma pixels, whatever the lighting or the iris texture."""
-    reach = min(16.0, pupil.r * 0.6)  # wide enough to see both plateaus of a soft edge
+    reach = min(24.0, pupil.r * 0.7)  # wide enough to see both plateaus of a soft edge
     radii = np.arange(pupil.r - reach, pupil.r + reach, 0.5, dtype=np.float32)
     angles = np.linspace(0, 2 * np.pi, 48, endpoint=False, dtype=np.float32)
     map_x = pupil.x + np.cos(angles)[:, None] * radii[None, :]
