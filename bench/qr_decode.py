@@ -81,6 +81,9 @@ def run_size(size: tuple[int, int], count: int, rng: np.random.Generator) -> Non
     missed = sum(r and not o for o, r in zip(ours, raw))
     extra = sum(o and not r for o, r in zip(ours, raw))
     print(f"  frames raw zxing-cpp read that ours missed: {missed}; read only by ours: {extra}")
+    opencv_only = sum(not o and (a or b) for o, a, b in zip(
+        ours, decoded["OpenCV QRCodeDetector"], decoded["OpenCV QRCodeDetectorAruco"]))
+    print(f"  frames only OpenCV read (what opencv_fallback=True would add): {opencv_only}")
     empty_ms = time_empty_frames(size)
     print(f"  ours on frames with no code (the idle case while scanning): median "
           f"{empty_ms:.2f} ms")
