@@ -85,9 +85,10 @@ def record_event(
 ) -> OutboxEvent:
     """Add an event to the outbox in the caller's transaction.
 
-    Raises StorageFull when the budget is spent and no telemetry is left to drop (the caller
-    refuses its new work). A telemetry event that does not fit is itself dropped and counted:
-    the returned object is then not in the session.
+    Returns the row as written (its `seq` assigned; the object is not attached to the
+    session). Raises StorageFull when the budget is spent and no telemetry is left to drop
+    (the caller refuses its new work). A telemetry event that does not fit is itself dropped
+    and counted: its `seq` is then None.
     """
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     event_row = OutboxEvent(
