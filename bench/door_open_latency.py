@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from waitress.server import create_server  # noqa: E402
 
 from edge.app import build_controller  # noqa: E402
+from edge.cli import freeze_startup_objects  # noqa: E402
 from edge.kiosk_ui import create_app  # noqa: E402
 from edge.settings import load_settings  # noqa: E402
 from simulators.lockboard import LockBoardSimulator  # noqa: E402
@@ -67,6 +68,7 @@ def measure(opens: int, busy: bool) -> dict[str, list[float]]:
         settings = load_settings(data_dir=Path(tmp), http={"port": 0},
                                  locker={"serial_url": url, "boards": [0, 1]})
         controller = build_controller(settings)
+        freeze_startup_objects()  # as `edge run` does
         controller.start()
         server = create_server(create_app(controller), host="127.0.0.1", port=0, threads=4)
         thread = threading.Thread(target=server.run, daemon=True)
@@ -100,7 +102,7 @@ def measure(opens: int, busy: bool) -> dict[str, list[float]]:
                     wait_closed(controller, number)
                 # Back-to-back unlocks are paced by locker.unlock_gap_s (the shared supply sags
                 # otherwise); wait it out so each sample is one door opening, not the pacing.
-                time.sleep(settings.locker.unlock_gap_s)
+                time.sleep(max(0.0, settings.locker.unlock_gap_s - (time.perf_counter() - replied)))
         finally:
             connection.close()
             server.close()

@@ -52,11 +52,14 @@ from edge.logs import get_logger
 from edge.privacy import InvalidPhone, mask_phone, normalise_phone
 from edge.settings import CompartmentSpec, LockerSettings
 from edge.storage import Actor, Database, audit, record_event
+from edge.storage.outbox import OutboxStats
 
 log = get_logger("edge.locker")
 
 Subscriber = Callable[[str, dict[str, Any]], None]
 MAX_DOORS_TRIED = 3  # per deposit: a courier should not stand there while every door fails
+# Room an opening needs in the outbox (door.opened, door.closed, parcel.*), with margin.
+ROOM_ROWS, ROOM_BYTES = 8, 16 * 1024
 SIZES = ("S", "M", "L")
 REDACTED = "[redacted]"
 
@@ -310,8 +313,8 @@ class LockerService:
 
     def _try_deposit_door(self, deposit: Deposit, number: int, tried: list[int]) -> DepositView | None:
         reopening = deposit.state == "empty_closed"
+        self._refuse_if_outbox_full()
         with self._db.write() as s:
-            self._refuse_if_outbox_full(s)
             row = s.merge(deposit)
             row.compartment, row.state, row.updated_at = number, "opening", self._clock.now()
         comp = self._layout[number]
@@ -497,8 +500,8 @@ class LockerService:
 
     def _open_for_parcel(self, parcel_id: str, purpose: str, method: str, actor: Actor,
                          actor_id: str | None, *, token_id: str | None = None) -> PickupView:
-        with self._db.write() as s:
-            self._refuse_if_outbox_full(s)
+        self._refuse_if_outbox_full()
+        with self._db.read() as s:
             parcel = s.get(Parcel, parcel_id)
             comp_row = s.get(Compartment, parcel.compartment)
         if comp_row.fault:
@@ -538,8 +541,7 @@ class LockerService:
         """Open a door for staff; it changes no parcel (a parcel inside stays stored)."""
         comp = self.compartment_location(number)
         with self._lock:
-            with self._db.write() as s:
-                self._refuse_if_outbox_full(s)
+            self._refuse_if_outbox_full()
             result = self._unlock(comp)
             pending = _Pending()
             with self._db.write() as s:
@@ -563,15 +565,23 @@ class LockerService:
 
     # --- doors ------------------------------------------------------------------------------
 
-    def _refuse_if_outbox_full(self, s: Session) -> None:
+    def _refuse_if_outbox_full(self) -> None:
         """Raise StorageFull while the door is still shut: a door opened whose door.opened
-        could then not be written would be an opening the cloud never hears of. The probe
-        event is rolled back with its savepoint (no seq is used up)."""
-        probe = s.begin_nested()
-        try:
-            record_event(s, "door.opened", {"compartment": 0}, clock=self._clock)
-        finally:
-            probe.rollback()
+        could then not be written would be an opening the cloud never hears of (ADR 0026).
+
+        Far from the budget, one read decides. Near it, the outbox's own rule decides (it
+        may drop telemetry to make room): a probe event in a transaction that is rolled
+        back, so it costs no commit and uses up no seq."""
+        with self._db.read() as s:
+            stats = s.get(OutboxStats, 1)
+            if stats is None or (stats.pending_rows + ROOM_ROWS <= stats.max_rows
+                                 and stats.pending_bytes + ROOM_BYTES <= stats.max_bytes):
+                return
+        with self._db.write() as s:
+            try:
+                record_event(s, "door.opened", {"compartment": 0}, clock=self._clock)
+            finally:
+                s.rollback()
 
     def _unlock(self, comp: CompartmentSpec) -> UnlockResult:
         try:
