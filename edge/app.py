@@ -49,8 +49,11 @@ class Controller:
 
 
 def build_controller(settings: Settings, *, clock: Clock | None = None) -> Controller:
+    from cloud_bridge.config import apply_stored_overrides
+
     db = Database(settings.database_path)
     db.upgrade()
+    settings = apply_stored_overrides(settings, db)  # what the cloud set with config.set
     controller = Controller(settings=settings, db=db, clock=clock or SystemClock())
     _build_locker(controller)
     _build_community(controller)

@@ -25,11 +25,7 @@ def edge_settings(data_dir: Path, broker: Broker | None, **mqtt: object) -> Sett
 
 
 def persistent_broker(workdir: Path, port: int | None = None) -> Broker:
-    """A test broker whose persistence really works: started as root, Mosquitto would switch
-    to the `mosquitto` user, which cannot write in pytest's private temp folders."""
-    broker = Broker(workdir, port)
-    broker.config.write_text(broker.config.read_text() + "user root\n")
-    return broker
+    return Broker(workdir, port)  # persistence works as root too: see tests/support/mosquitto.py
 
 
 @pytest.fixture

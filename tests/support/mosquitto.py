@@ -41,6 +41,9 @@ class Broker:
             f"log_dest file {workdir}/mosquitto.log\n"
             "max_queued_messages 100000\n"
             "max_inflight_messages 100\n"
+            # As root Mosquitto would switch to its own user, which cannot write persistence
+            # or its log in pytest's private temp folders.
+            + ("user root\n" if os.geteuid() == 0 else "")
         )
 
     def start(self) -> "Broker":
