@@ -57,6 +57,7 @@ def build_controller(settings: Settings, *, clock: Clock | None = None) -> Contr
     controller = Controller(settings=settings, db=db, clock=clock or SystemClock())
     _build_locker(controller)
     _build_community(controller)
+    _build_identity(controller)
     _build_bridge(controller)
     return controller
 
@@ -168,6 +169,59 @@ def _build_community(controller: Controller) -> None:
         requests=RequestService(db, clock, settings.community.emergency_callback_minutes),
         feedback=FeedbackService(db, catalogue, clock),
     )
+
+
+def _build_identity(controller: Controller) -> None:
+    """QR source (camera or serial scanner; kiosk screens start and stop it while they wait
+    for a scan), iris camera and IrisService, and the link from a resident to the phone hash
+    their parcels are filed under. Simulate mode: simulated cameras for both, exposed as
+    services "qr_camera_sim" and "iris_camera_sim"."""
+    from edge.drivers.camera import OpenCVCamera
+    from edge.drivers.qr import QrScanner
+    from edge.drivers.scanner import SerialScanner, parse_terminator
+    from edge.identity.service import IrisService
+    from edge.identity.templates import TemplateCipher
+
+    settings, services = controller.settings, controller.services
+    identity = settings.identity
+    scanner: Any = None
+    if identity.qr_camera is not None:
+        scanner = QrScanner(OpenCVCamera(identity.qr_camera, 1280, 720))
+    elif identity.scanner_url is not None:
+        scanner = SerialScanner(identity.scanner_url,
+                                terminator=parse_terminator(identity.scanner_terminator))
+    iris_camera: Any = OpenCVCamera(identity.iris_camera, 640, 480) if identity.iris_camera else None
+    if settings.simulate:
+        from simulators.camera import SimulatedCamera
+
+        if scanner is None:
+            services["qr_camera_sim"] = SimulatedCamera((1280, 720), fps=15.0)
+            scanner = QrScanner(services["qr_camera_sim"])
+        if iris_camera is None:
+            iris_camera = services["iris_camera_sim"] = SimulatedCamera((640, 480), fps=15.0)
+    if scanner is not None:
+        services["qr_scanner"] = scanner
+        controller.components.append(_Closing(scanner))
+    key_file = identity.iris_key_file or settings.keys_dir / "iris.key"
+    iris = IrisService(controller.db, controller.clock, TemplateCipher.from_key_file(key_file),
+                       iris_camera, station=settings.mqtt.device_id)
+    services["iris"] = iris
+    controller.components.append(iris)
+    if "locker" in services and "residents" in services:
+        services["locker"].resident_phone_hash = services["residents"].phone_hash_of
+
+
+@dataclass
+class _Closing:
+    """A driver that runs from its first use and ends with close(), as a component."""
+
+    driver: Any
+
+    def start(self) -> None:
+        """Nothing: scanning starts when a screen asks for a scan."""
+
+    def stop(self) -> None:
+        self.driver.close()
 
 
 def _build_bridge(controller: Controller) -> None:

@@ -57,6 +57,12 @@ class ResidentDirectory:
         return Resident(claim.subject_id, claim.masked_name,
                         row.phone_masked if row is not None else "", "qr")
 
+    def phone_hash_of(self, resident_id: str) -> str | None:
+        """The synced phone hash a resident's parcels are filed under (iris pickup), if any."""
+        with self._db.read() as s:
+            row = s.get(ResidentRow, resident_id)
+        return row.phone_hash if row is not None else None
+
     def identify_by_phone(self, raw_phone: str) -> Resident:
         if not isinstance(raw_phone, str):
             raise IdentityError("bad_phone", "a phone number is typed as digits")

@@ -18,6 +18,7 @@ MODEL_MODULES = [
     "cloud_bridge.models",
     "edge.community.models",
     "edge.locker.models",
+    "edge.identity.models",
 ]
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")

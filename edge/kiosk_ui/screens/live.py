@@ -11,7 +11,8 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from contextlib import contextmanager, nullcontext
+from typing import Any, Protocol
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request, session
 
@@ -25,15 +26,25 @@ STREAM_MAX_S = 120.0  # streams end now and then; EventSource reconnects (frees 
 HEARTBEAT_S = 1.0  # a write each second notices a page that went away within a second
 
 
+class ScanSource(Protocol):
+    """A QR camera scanner or a serial scanner (edge.drivers.qr / edge.drivers.scanner)."""
+
+    def start(self, consumer: Callable[[str], None]) -> None: ...
+    def stop(self) -> None: ...
+
+
 class LiveHub:
     """Wakes every open stream when something changed; holds presence and the last scan."""
 
-    def __init__(self) -> None:
+    def __init__(self, scan_source: ScanSource | None = None) -> None:
         self._changed = threading.Condition()
         self._version = 0
         self._presence_at = float("-inf")
         self._scan: tuple[str, float] | None = None
         self._closed = False
+        self._scan_source = scan_source
+        self._scan_watchers = 0
+        self._scan_lock = threading.Lock()  # start/stop in the order watchers come and go
 
     def start(self) -> None:
         """Nothing to start; the hub is a controller component so that stop() ends streams."""
@@ -65,6 +76,22 @@ class LiveHub:
         self._scan = (code, time.monotonic())
         self.notify()
 
+    @contextmanager
+    def watching_scan(self) -> Iterator[None]:
+        """While a page waits for a scan (its stream is open on the scan topic), the scanner
+        reads; when the last such page goes away, it stops (the camera is left alone)."""
+        with self._scan_lock:
+            self._scan_watchers += 1
+            if self._scan_watchers == 1 and self._scan_source is not None:
+                self._scan_source.start(self.scanned)
+        try:
+            yield
+        finally:
+            with self._scan_lock:
+                self._scan_watchers -= 1
+                if self._scan_watchers == 0 and self._scan_source is not None:
+                    self._scan_source.stop()
+
     def scan_waiting(self) -> bool:
         return self._scan is not None and time.monotonic() - self._scan[1] < SCAN_FRESH_S
 
@@ -84,8 +111,8 @@ class LiveHub:
 def hub_for(app: Flask) -> LiveHub:
     hub = app.extensions.get("kiosk_live")
     if hub is None:
-        hub = app.extensions["kiosk_live"] = LiveHub()
         controller = app.extensions["edge"]
+        hub = app.extensions["kiosk_live"] = LiveHub(controller.services.get("qr_scanner"))
         controller.components.append(hub)
         services = controller.services
         for name in ("locker", "bookings"):
@@ -127,18 +154,20 @@ def _view_state(view: Any) -> dict[str, Any]:
 
 @bp.get("/stream")
 def stream() -> Response:
-    live, read = hub(), topic_reader(request.args.get("topic", "presence"))
+    topic = request.args.get("topic", "presence")
+    live, read = hub(), topic_reader(topic)
 
     def events() -> Iterator[str]:
-        yield "retry: 1000\n\n"
-        sent: str | None = None
-        version, started = -1, time.monotonic()
-        while time.monotonic() - started < STREAM_MAX_S and not live.closed:
-            state = {**_safe(read), "presence": live.present()}
-            body = json.dumps(state, sort_keys=True, default=str)
-            yield f"event: state\ndata: {body}\n\n" if body != sent else ": beat\n\n"
-            sent = body
-            version = live.wait(version, HEARTBEAT_S)
+        with live.watching_scan() if topic == "scan" else nullcontext():
+            yield "retry: 1000\n\n"
+            sent: str | None = None
+            version, started = -1, time.monotonic()
+            while time.monotonic() - started < STREAM_MAX_S and not live.closed:
+                state = {**_safe(read), "presence": live.present()}
+                body = json.dumps(state, sort_keys=True, default=str)
+                yield f"event: state\ndata: {body}\n\n" if body != sent else ": beat\n\n"
+                sent = body
+                version = live.wait(version, HEARTBEAT_S)
 
     return Response(events(), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
