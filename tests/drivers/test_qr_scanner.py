@@ -14,23 +14,10 @@ from edge.drivers.camera import OpenCVCamera, parse_camera_spec
 from edge.drivers.qr import QrScanner, RepeatFilter
 from simulators.camera import QrScene, SimulatedCamera, render_qr_scene
 
+from tests.support.inbox import Inbox
+
 pytestmark = pytest.mark.timeout(30)
 
-
-class Inbox:
-    def __init__(self) -> None:
-        self.codes: list[str] = []
-        self._changed = threading.Condition()
-
-    def __call__(self, code: str) -> None:
-        with self._changed:
-            self.codes.append(code)
-            self._changed.notify_all()
-
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[str]:
-        with self._changed:
-            self._changed.wait_for(lambda: len(self.codes) >= count, timeout)
-            return list(self.codes)
 
 
 def wait_until(condition, timeout: float = 10.0) -> None:

@@ -10,23 +10,10 @@ import pytest
 
 from edge.drivers.scanner import MAX_LINE_BYTES, SerialScanner, parse_terminator
 
+from tests.support.inbox import Inbox
+
 pytestmark = pytest.mark.timeout(30)
 
-
-class Inbox:
-    def __init__(self) -> None:
-        self.codes: list[str] = []
-        self._changed = threading.Condition()
-
-    def __call__(self, code: str) -> None:
-        with self._changed:
-            self.codes.append(code)
-            self._changed.notify_all()
-
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[str]:
-        with self._changed:
-            self._changed.wait_for(lambda: len(self.codes) >= count, timeout)
-            return list(self.codes)
 
 
 class Pty:
