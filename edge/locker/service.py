@@ -9,7 +9,6 @@ so two callers never open the same compartment for two parcels.
 """
 from __future__ import annotations
 
-import hashlib
 import secrets
 import threading
 from collections.abc import Callable, Iterable
@@ -30,6 +29,7 @@ from edge.drivers.lockboard.base import (
     LockState,
     UnlockResult,
 )
+from edge.community.residents import phone_hash  # the platform's name for a phone number
 from edge.identity.tokens import TokenError
 from edge.locker.codes import PickupCodes, normalise_code
 from edge.locker.errors import (
@@ -86,11 +86,6 @@ def redact_event(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     if event_type != "parcel.deposited":
         return dict(data)
     return {**data, "pickup_code": REDACTED, "pickup_token": REDACTED}
-
-
-def phone_hash(site_id: str, phone: str) -> str:
-    """How the platform names a phone number without sending it: sha256("site:phone")."""
-    return hashlib.sha256(f"{site_id}:{phone}".encode()).hexdigest()
 
 
 def _new_id(prefix: str) -> str:

@@ -6,7 +6,7 @@ import pytest
 
 from edge.locker.errors import CoolingDown, NotFound, WrongCode
 from edge.locker.monitor import LockerJobs
-from edge.locker.service import phone_hash
+from edge.community.residents import phone_hash
 from tests.locker.conftest import PHONE, audits, outbox, start_deposit, wait_until
 from tests.locker.test_pickup import deposit_parcel
 
