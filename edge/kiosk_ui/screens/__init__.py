@@ -20,6 +20,7 @@ from edge.kiosk_ui.screens import (
     feedback,
     help,
     identify,
+    iris,
     kiosk,
     live,
     notices,
@@ -31,7 +32,7 @@ from edge.kiosk_ui.screens.common import N_, controller, current_lang, pick, res
 from edge.kiosk_ui.screens.formatting import install_filters
 from edge.kiosk_ui.screens.visits import KioskSessionStore
 
-BLUEPRINTS = (kiosk, identify, pickup, courier, services, notices, venues, activities, help,
+BLUEPRINTS = (kiosk, identify, pickup, iris, courier, services, notices, venues, activities, help,
               feedback, live)
 # Machine endpoints with no form behind them (the barcode scanner posts its reading).
 CSRF_EXEMPT_ENDPOINTS = frozenset({"live.scanner_reading"})

@@ -18,9 +18,8 @@ CODE_DIGITS = 8
 @bp.get("/")
 def enter_code() -> Any:
     settings = controller().settings
-    identity = settings.identity
     return render_template("pickup.html", code_digits=CODE_DIGITS, simulate=settings.simulate,
-                           can_scan=bool(identity.scanner_url or identity.qr_camera or settings.simulate))
+                           can_scan="qr_scanner" in controller().services)
 
 
 @bp.post("/code")

@@ -1,0 +1,175 @@
+"""Iris: pickup by looking into the camera, and a resident's own enrolment and deletion.
+
+Thin adapter over IrisService (edge/identity/service.py): a match opens that resident's
+parcels through the locker; a near miss or no match asks for the pickup code instead.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+
+from edge.kiosk_ui.screens.common import (
+    N_,
+    controller,
+    current_lang,
+    error_message,
+    resident,
+    resident_required,
+    service,
+)
+
+bp = Blueprint("iris", __name__, url_prefix="/iris")
+
+# The quality gates' codes (edge/identity/iris.py QUALITY_MESSAGES) in plain words.
+QUALITY_WORDS = {
+    "no_eye": N_("We cannot see an eye. Look straight into the camera."),
+    "off_centre": N_("Move so that your eye is in the middle of the camera picture."),
+    "too_far": N_("Come a little closer to the camera."),
+    "too_close": N_("Move back a little from the camera."),
+    "blurred": N_("The picture is blurred. Hold still for a moment."),
+    "covered": N_("Your eye is too covered. Open your eyes wide and look at the camera."),
+    "ok": N_("Eye captured."),
+}
+ENROL_WORDS = {
+    "too_few_captures": N_("We need a few more clear pictures of your eye. Please try again."),
+    "inconsistent": N_("The pictures did not agree with each other. Please try again."),
+    "consent_required": N_("Iris enrolment needs your agreement first."),
+}
+STRANGER = "stranger"  # simulate mode: someone nobody enrolled stands at the camera
+
+
+@bp.app_context_processor
+def _iris_context() -> dict[str, Any]:
+    iris = controller().services.get("iris")
+    return {"iris_camera": bool(iris is not None and iris.has_camera)}
+
+
+@bp.get("/pickup")
+def pickup() -> Any:
+    _iris_with_camera()
+    return render_template("iris_pickup.html", demo_people=_demo_people(), stranger=STRANGER)
+
+
+@bp.post("/pickup")
+def pickup_look() -> Any:
+    iris = _iris_with_camera()
+    _simulate_eye(request.form.get("sim_person"))
+    result = iris.identify_from_camera()
+    if result.outcome == "quality":
+        flash(_(QUALITY_WORDS[result.quality]), "error")
+        return redirect(url_for("iris.pickup"))
+    if result.outcome == "near_miss":
+        flash(_("We are not sure it is you. Please type your pickup code instead."), "error")
+        return redirect(url_for("pickup.enter_code"))
+    if not result.matched:
+        flash(_("We did not recognise you. Please type your pickup code."), "error")
+        return redirect(url_for("pickup.enter_code"))
+    return _open_parcels_of(result.resident_id)
+
+
+def _open_parcels_of(resident_id: str) -> Any:
+    from edge.locker.errors import LockerError
+
+    try:
+        views = service("locker").pickups_for_resident(resident_id)
+    except LockerError as exc:
+        flash(error_message(exc), "error")
+        return redirect(url_for("pickup.enter_code"))
+    if not views:
+        flash(_("There is no parcel for you in the locker right now."), "error")
+        return redirect(url_for("pickup.enter_code"))
+    session["pickups"] = [*session.get("pickups", []), *(v.parcel_id for v in views)]
+    if len(views) == 1:
+        return redirect(url_for("pickup.door", parcel_id=views[0].parcel_id))
+    return render_template("iris_doors.html", views=views)
+
+
+@bp.get("/enrol")
+@resident_required
+def enrol() -> Any:
+    iris = _iris_with_camera()
+    resident_id = resident()["resident_id"]
+    return render_template("iris_enrol.html", enrolled=iris.is_enrolled(resident_id),
+                           consented=session.get("iris_consent") == resident_id)
+
+
+@bp.post("/consent")
+@resident_required
+def consent() -> Any:
+    """The explicit "I agree" button: remembered for this visit, recorded at enrolment."""
+    _iris_with_camera()
+    session["iris_consent"] = resident()["resident_id"]
+    return redirect(url_for("iris.capture"))
+
+
+@bp.route("/capture", methods=["GET", "POST"])
+@resident_required
+def capture() -> Any:
+    iris = _iris_with_camera()
+    resident_id = resident()["resident_id"]
+    if session.get("iris_consent") != resident_id:
+        return redirect(url_for("iris.enrol"))
+    if request.method == "GET":
+        return render_template("iris_capture.html", captured=0, needed=3)
+    _simulate_eye(resident_id)
+    progress = iris.capture_for_enrolment(resident_id)
+    if progress.captured < progress.needed:
+        if not progress.quality.ok:
+            flash(_(QUALITY_WORDS[progress.quality.code]), "error")
+        return render_template("iris_capture.html", captured=progress.captured, needed=progress.needed)
+    return _finish(iris, resident_id)
+
+
+def _finish(iris: Any, resident_id: str) -> Any:
+    from edge.identity.service import IrisError
+
+    how = f"kiosk:{controller().settings.mqtt.device_id}:button:I agree:{current_lang()}"
+    try:
+        iris.finish_enrolment(resident_id, consent=True, recorded_how=how)
+    except IrisError as exc:
+        flash(_(ENROL_WORDS.get(exc.code, ENROL_WORDS["too_few_captures"])), "error")
+        return redirect(url_for("iris.capture"))
+    session.pop("iris_consent", None)
+    flash(_("Your eye is enrolled. Next time, look into the camera to collect parcels."), "success")
+    return redirect(url_for("iris.enrol"))
+
+
+@bp.post("/revoke")
+@resident_required
+def revoke() -> Any:
+    iris = service("iris")
+    iris.revoke(resident()["resident_id"])
+    session.pop("iris_consent", None)
+    flash(_("Your iris data is deleted."), "success")
+    return redirect(url_for("iris.enrol"))
+
+
+def _iris_with_camera() -> Any:
+    iris = service("iris")
+    if not iris.has_camera:
+        abort(503)
+    return iris
+
+
+def _demo_people() -> list[tuple[str, str]]:
+    """Simulate mode: whose eye the simulated camera can show (the synced residents)."""
+    if "iris_camera_sim" not in controller().services:
+        return []
+    from edge.community.models import ResidentRow
+
+    with controller().db.read() as s:
+        rows = s.query(ResidentRow).order_by(ResidentRow.resident_id).all()
+        return [(row.resident_id, row.name_masked) for row in rows]
+
+
+def _simulate_eye(resident_id: str | None) -> None:
+    """Simulate mode: put the chosen resident's synthetic eye (or a stranger's) in front of
+    the simulated camera. Tests drive the simulated camera themselves and send nothing."""
+    camera = controller().services.get("iris_camera_sim")
+    if camera is None or not resident_id:
+        return
+    from simulators.people import synthetic_person
+
+    camera.show_eye(synthetic_person(resident_id))
