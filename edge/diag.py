@@ -246,3 +246,130 @@ def events(ctx: typer.Context, limit: int = typer.Option(20, "--limit", min=1, m
                              json.dumps(row["data"], ensure_ascii=False)[:120])
     console.print(audit_table)
     console.print(outbox_table)
+
+
+# --- identification: QR decoding and the iris camera ---------------------------------------
+
+_SIM_QR_TEXT = "EDGE-DIAG-SCAN"  # what the simulated camera shows to `diag scan` in simulate mode
+
+
+def _shown_code(text: str) -> str:
+    """A decoded text as the technician sees it: pickup and personal tokens are credentials,
+    so only their kind, start and length are shown."""
+    from edge.identity.tokens import token_kind
+
+    kind = token_kind(text)
+    return text if kind is None else f"<{kind} token {text[:6]}… {len(text)} chars>"
+
+
+def _scan_images(paths: list[str]) -> list[dict[str, Any]]:
+    from edge.drivers.qr import QrDecoder, decode_image_file
+
+    decoder, found = QrDecoder(), []
+    for path in paths:
+        try:
+            codes = decode_image_file(path, decoder)
+        except ValueError as exc:
+            found.append({"source": path, "error": str(exc), "codes": []})
+            continue
+        found.append({"source": path, "codes": [_shown_code(t) for t, _ in codes],
+                      "ms": round(codes[0][1], 1) if codes else None})
+    return found
+
+
+def _scan_camera(ctx: typer.Context, frames: int) -> list[dict[str, Any]]:
+    import time
+
+    from edge.drivers.qr import QrDecoder
+
+    camera = _camera(ctx, "qr")
+    decoder, found = QrDecoder(), []
+    try:
+        for index in range(frames):
+            frame = camera.read()
+            if frame is None:
+                found.append({"source": f"frame {index + 1}", "error": "no frame from the camera",
+                              "codes": []})
+                continue
+            started = time.perf_counter()
+            texts = decoder.decode(frame)
+            found.append({"source": f"frame {index + 1}", "codes": [_shown_code(t) for t in texts],
+                          "ms": round((time.perf_counter() - started) * 1000, 1)})
+    finally:
+        camera.close()
+    return found
+
+
+def _camera(ctx: typer.Context, purpose: str) -> Any:
+    """The configured camera for "qr" or "iris"; in simulate mode with none configured, a
+    simulated one showing a test code or a synthetic eye."""
+    from edge.cli import settings_from
+    from edge.drivers.camera import OpenCVCamera
+
+    settings = settings_from(ctx)
+    spec = settings.identity.qr_camera if purpose == "qr" else settings.identity.iris_camera
+    if spec is not None:
+        return OpenCVCamera(spec, *((1280, 720) if purpose == "qr" else (640, 480)))
+    if not settings.simulate:
+        setting = "identity.qr_camera" if purpose == "qr" else "identity.iris_camera"
+        _fail(f"no {purpose} camera configured (set {setting})")
+    from simulators.camera import SimulatedCamera
+
+    camera = SimulatedCamera((1280, 720) if purpose == "qr" else (640, 480), fps=None)
+    if purpose == "qr":
+        camera.show_qr(_SIM_QR_TEXT)
+    else:
+        camera.show_eye(1)
+    return camera
+
+
+@diag_app.command()
+def scan(ctx: typer.Context,
+         image: Optional[list[str]] = typer.Option(None, "--image", help="image file(s) to decode"),
+         frames: int = typer.Option(5, "--frames", min=1, max=300, help="live frames without --image"),
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """Decode QR codes in image files, or in live frames from the QR camera; ms per image."""
+    found = _scan_images(image) if image else _scan_camera(ctx, frames)
+    if as_json:
+        _emit_json(found)
+    else:
+        table = Table(title="QR decoding")
+        for column in ("source", "found", "ms"):
+            table.add_column(column)
+        for row in found:
+            table.add_row(row["source"], row.get("error") or "\n".join(row["codes"]) or "(no code)",
+                          "" if row.get("ms") is None else str(row["ms"]))
+        console.print(table)
+    if any("error" in row for row in found):
+        raise typer.Exit(1)
+
+
+@diag_app.command()
+def iris(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Check the iris camera: capture one frame and show the quality gates' figures."""
+    import time
+
+    from edge.identity.iris import iris_quality_report
+
+    camera = _camera(ctx, "iris")
+    try:
+        started = time.perf_counter()
+        frame = camera.read()
+        capture_ms = round((time.perf_counter() - started) * 1000, 1)
+    finally:
+        camera.close()
+    if frame is None:
+        _fail("the iris camera gave no frame (unplugged, busy, or wrong identity.iris_camera)", 1)
+    started = time.perf_counter()
+    report = iris_quality_report(frame)
+    report.update(frame=f"{frame.shape[1]}x{frame.shape[0]}", capture_ms=capture_ms,
+                  quality_ms=round((time.perf_counter() - started) * 1000, 1))
+    if as_json:
+        _emit_json(report)
+        return
+    table = Table(title="iris camera")
+    table.add_column("figure")
+    table.add_column("value")
+    for key, value in report.items():
+        table.add_row(key, str(value))
+    console.print(table)
