@@ -122,10 +122,11 @@ def _build_locker(controller: Controller) -> None:
 
     secret = load_or_create_key(settings.keys_dir / "pickup_code.key", 32)
     tokens = PickupTokenCodec(load_or_create_key(settings.keys_dir / "pickup_token.key", 32))
-    couriers = locker.couriers or ({"000000": "demo-courier"} if settings.simulate else {})
+    if settings.simulate and not locker.couriers:
+        locker.couriers = {"000000": "demo-courier"}  # so a person can try the courier screens
+    # The live settings object, not a copy: config.set changes thresholds in place.
     service = LockerService(controller.db, bus, locker.layout(), controller.clock, secret, tokens,
-                            alarm, locker.model_copy(update={"couriers": couriers}),
-                            site_id=settings.mqtt.site_id)
+                            alarm, locker, site_id=settings.mqtt.site_id)
     if simulator is not None:
         from edge.locker.demo import DemoHand
 

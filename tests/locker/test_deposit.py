@@ -148,7 +148,7 @@ def test_no_free_compartment_of_a_size(controller, client, courier, sim):
 
 def test_another_courier_cannot_see_a_deposit(controller, client, courier):
     deposit = start_deposit(client, courier)
-    controller.services["locker"]._settings.couriers["135790"] = "courier-other"
+    controller.settings.locker.couriers["135790"] = "courier-other"
     other = client.post("/api/locker/courier/login", json={"code": "135790"}).json["token"]
     reply = client.post(f"/api/locker/deposits/{deposit['deposit_id']}/cancel",
                         headers={"Authorization": f"Bearer {other}"})

@@ -101,3 +101,13 @@ def test_a_full_outbox_refuses_new_door_work_before_any_door_opens(controller, c
     assert start_deposit(client, courier)["state"] == "door_open"
     seqs = [e.seq for e in outbox(controller.db)]
     assert seqs == list(range(1, len(seqs) + 1))  # the refused probes used up no seq
+
+
+def test_thresholds_changed_at_run_time_apply_at_once(controller, sim, fake_clock):
+    """config.set (cloud bridge) changes settings in place; the service reads them live."""
+    controller.settings.locker.door_left_open_s = 5
+    sim.open_door(0, 9)
+    wait_until(lambda: outbox(controller.db, "door.opened"), what="door.opened")
+    fake_clock.advance(seconds=6)
+    [event] = wait_until(lambda: outbox(controller.db, "door.left_open"), what="door.left_open")
+    assert event.data["compartment"] == 10
