@@ -116,3 +116,14 @@ def test_a_resident_code_goes_to_the_identify_screen(station: Station) -> None:
 
     assert reply.status_code == 302
     assert "张*华" in station.client.get("/").get_data(as_text=True)
+
+
+def test_a_courier_badge_logs_the_courier_in_and_a_wrong_one_is_refused(station: Station) -> None:
+    from tests.integration.conftest import COURIER_CODE
+
+    refused = show_and_submit(station, "999999", form="/courier/scan")
+    assert refused.location.endswith("/courier/")
+    assert [a.result for a in audits(station.controller.db, "courier_login")] == ["refused"]
+
+    accepted = show_and_submit(station, COURIER_CODE, form="/courier/scan")
+    assert accepted.location.endswith("/courier/waybill")

@@ -9,7 +9,8 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
-from edge.kiosk_ui.screens.common import error_message, service
+from edge.kiosk_ui.screens.common import controller, error_message, service
+from edge.kiosk_ui.screens.live import hub
 from edge.privacy import InvalidPhone, mask_phone, normalise_phone
 
 bp = Blueprint("courier", __name__, url_prefix="/courier")
@@ -19,7 +20,7 @@ WAYBILL_MAX = 64  # as the locker accepts
 
 @bp.get("/")
 def identify() -> Any:
-    return render_template("courier_identify.html")
+    return render_template("courier_identify.html", can_scan="qr_scanner" in controller().services)
 
 
 @bp.post("/")
@@ -28,6 +29,23 @@ def identify_submit() -> Any:
 
     try:
         session["courier_id"] = service("locker").courier_for_code(request.form.get("courier_code", ""))
+    except LockerError as exc:
+        flash(error_message(exc), "error")
+        return redirect(url_for("courier.identify"))
+    return redirect(url_for("courier.waybill"))
+
+
+@bp.post("/scan")
+def identify_by_badge() -> Any:
+    """A courier badge read by the QR scanner carries the courier code."""
+    from edge.locker.errors import LockerError
+
+    code = hub().take_scan()
+    if code is None:
+        flash(_("No code was scanned. Please hold your code under the scanner."), "error")
+        return redirect(url_for("courier.identify"))
+    try:
+        session["courier_id"] = service("locker").courier_for_code(code)
     except LockerError as exc:
         flash(error_message(exc), "error")
         return redirect(url_for("courier.identify"))
