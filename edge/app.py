@@ -66,7 +66,7 @@ def _build_locker(controller: Controller) -> None:
     """The parcel locker: bus (or, in simulate mode, an in-process simulator on a PTY),
     buzzer, key files, service, door monitor and minute jobs. No serial URL and no
     --simulate: this box has no locker. Raises BusBusy when another process owns the bus."""
-    from edge.drivers.lockboard import open_lockboard_bus
+    from edge.drivers.lockboard import BusError, open_lockboard_bus
     from edge.identity.keys import load_or_create_key
     from edge.identity.tokens import PickupTokenCodec
     from edge.locker.buslock import BusLock, bus_lock_path
@@ -74,6 +74,7 @@ def _build_locker(controller: Controller) -> None:
     from edge.locker.monitor import DoorMonitor, LockerJobs
     from edge.locker.runtime import LockerRuntime
     from edge.locker.service import LockerService
+    from edge.settings import SettingsError
 
     settings, locker = controller.settings, controller.settings.locker
     if locker.serial_url is None and not settings.simulate:
@@ -90,9 +91,12 @@ def _build_locker(controller: Controller) -> None:
             url = simulator.start_pty()
             cleanups.append(simulator.stop)
             controller.services["lockboard_simulator"] = simulator
-        bus = open_lockboard_bus(url, boards=locker.boards, closed_bit=locker.closed_bit,
-                                 baudrate=locker.baudrate, reply_timeout_s=locker.reply_timeout_s,
-                                 unlock_gap_s=locker.unlock_gap_s, rs485_rts=locker.rs485_rts)
+        try:
+            bus = open_lockboard_bus(url, boards=locker.boards, closed_bit=locker.closed_bit,
+                                     baudrate=locker.baudrate, reply_timeout_s=locker.reply_timeout_s,
+                                     unlock_gap_s=locker.unlock_gap_s, rs485_rts=locker.rs485_rts)
+        except BusError as exc:  # a URL no port can ever take; an absent device is retried
+            raise SettingsError(f"bad setting locker.serial_url (EDGE_LOCKER__SERIAL_URL): {exc}") from None
     except Exception:
         for cleanup in reversed(cleanups):
             cleanup()

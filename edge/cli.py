@@ -55,7 +55,7 @@ def run(
 
     try:
         controller = build_controller(settings)
-    except BusBusy as exc:
+    except (BusBusy, SettingsError) as exc:
         typer.echo(f"edge: {exc}", err=True)
         raise typer.Exit(2) from None
     freeze_startup_objects()

@@ -40,3 +40,19 @@ def test_bad_boards_option_is_one_clear_line():
     result = subprocess.run([sys.executable, "-m", "edge", "sim", "lockboard", "--boards", "a,b"],
                             cwd=ROOT, capture_output=True, text=True, timeout=20)
     assert result.returncode == 2 and "--boards" in result.stderr
+
+
+def test_edge_run_refuses_a_serial_url_no_port_can_take(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "EDGE_DATA_DIR": str(tmp_path), "EDGE_LOCKER__SERIAL_URL": "foo://bar"}
+    result = subprocess.run([sys.executable, "-m", "edge", "run"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "bad setting locker.serial_url" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_second_controller_cannot_take_the_bus(tmp_path, controller):
+    env = {"PATH": "/usr/bin:/bin", "EDGE_DATA_DIR": str(controller.settings.data_dir),
+           "EDGE_LOCKER__SERIAL_URL": controller.settings.locker.serial_url}
+    result = subprocess.run([sys.executable, "-m", "edge", "run"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "in use by another process" in result.stderr
