@@ -1,0 +1,83 @@
+"""The iris pickup screen and the QR scan path in Chromium: browser -> Flask -> iris service
+or scanner (simulated cameras, real decoding and matching) -> locker -> PTY lock board."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from simulators.camera import SimulatedCamera
+from simulators.people import synthetic_person
+from tests.locker.conftest import wait_until
+from tests.ui.conftest import (  # noqa: F401  (fixtures)
+    COURIER_ID,
+    Kiosk,
+    assert_accessible,
+    browser,
+    kiosk,
+    kiosk_settings,
+    page,
+    shoot,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+RESIDENT = ("res-1001", "13800138000")  # demo residents, synced in simulate mode
+OTHER = ("res-1002", "13912345678")
+
+
+def deposit(kiosk: Kiosk, phone: str) -> dict:
+    locker = kiosk.service("locker")
+    view = locker.start_deposit(COURIER_ID, f"SF{phone}", phone, "M")
+    board, lock = kiosk.door(view.compartment)
+    kiosk.simulator.set_item(board, lock, True)
+    kiosk.simulator.close_door(board, lock)
+    return wait_until(lambda: [e.data for e in kiosk.outbox("parcel.deposited")
+                               if e.data["deposit_id"] == view.deposit_id], what="deposited")[0]
+
+
+def test_iris_pickup_screen_opens_the_residents_door(page, kiosk: Kiosk) -> None:
+    mine, theirs = deposit(kiosk, RESIDENT[1]), deposit(kiosk, OTHER[1])
+    camera = SimulatedCamera(fps=None)
+    camera.show_eye(synthetic_person(RESIDENT[0]))
+    kiosk.service("iris").enrol(RESIDENT[0], [camera.read() for _ in range(4)], consent=True,
+                                recorded_how="test")
+
+    page.goto("/pickup/")
+    page.get_by_role("button", name="English").click()
+    page.get_by_role("link", name="Collect with your eye").click()
+    expect(page.get_by_role("heading", name="Look into the camera")).to_be_visible()
+    assert_accessible(page)
+    shoot(page, "iris-pickup-en")
+    page.get_by_label("Simulation: who is at the camera").select_option(RESIDENT[0])
+    page.get_by_role("button", name="I am looking at the camera").click()
+
+    expect(page.locator("[data-live-when='state=door_open'] .door-number")).to_have_text(
+        str(mine["compartment"]))
+    assert kiosk.simulator.is_open(*kiosk.door(mine["compartment"]))
+    assert not kiosk.simulator.is_open(*kiosk.door(theirs["compartment"]))
+
+
+def test_a_stranger_at_the_iris_camera_is_sent_to_the_code(page, kiosk: Kiosk) -> None:
+    camera = SimulatedCamera(fps=None)
+    camera.show_eye(synthetic_person(RESIDENT[0]))
+    kiosk.service("iris").enrol(RESIDENT[0], [camera.read() for _ in range(4)], consent=True,
+                                recorded_how="test")
+    page.goto("/iris/pickup")
+    page.get_by_label("模拟：谁在摄像头前").select_option("stranger")
+    page.get_by_role("button", name="我正看着摄像头").click()
+    expect(page.get_by_role("alert")).to_contain_text("没有认出您")
+    assert re.search(r"/pickup/$", page.url)
+
+
+def test_a_pickup_qr_held_to_the_camera_opens_the_door_by_itself(page, kiosk: Kiosk) -> None:
+    parcel = deposit(kiosk, OTHER[1])
+    page.goto("/pickup/")
+    expect(page.get_by_role("heading", name="扫描二维码")).to_be_visible()
+    wait_until(lambda: kiosk.service("qr_scanner").scanning, what="the page's scan stream")
+
+    kiosk.service("qr_camera_sim").show_qr(parcel["pickup_token"])
+
+    expect(page.locator("[data-live-when='state=door_open'] .door-number")).to_have_text(
+        str(parcel["compartment"]), timeout=20_000)
+    assert kiosk.simulator.is_open(*kiosk.door(parcel["compartment"]))
