@@ -113,9 +113,9 @@ def measure(opens: int, busy: bool) -> dict[str, list[float]]:
 
 
 def controller_echo_window_ms() -> float:
-    from edge.drivers.lockboard.kerong import KerongSettings
+    from edge.settings import LockerSettings
 
-    return KerongSettings(url="", boards=(0,)).echo_window_s * 1000
+    return LockerSettings().unlock_echo_window_s * 1000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     echo_ms = controller_echo_window_ms()
     software = [v - echo_ms for v in samples["to_confirm"]]
     total_p99, software_p99 = percentile(samples["to_confirm"], 99), percentile(software, 99)
-    print(f"p99 call -> confirming read: {total_p99:.2f} ms, of which {echo_ms:g} ms is the driver's "
-          "deliberate echo window (ADR 0011: the line stays quiet after an unlock for echoing firmware)")
+    print(f"p99 call -> confirming read: {total_p99:.2f} ms, of which {echo_ms:g} ms is the configured "
+          "echo window (locker.unlock_echo_window_s, ADR 0011; 0 unless the firmware echoes)")
     print(f"software p99 (call -> confirming read, less the echo window): {software_p99:.2f} ms, "
           f"{'below' if software_p99 < wire else 'ABOVE'} the wire time ({wire:.1f} ms)")
     return 0

@@ -94,7 +94,8 @@ def _build_locker(controller: Controller) -> None:
         try:
             bus = open_lockboard_bus(url, boards=locker.boards, closed_bit=locker.closed_bit,
                                      baudrate=locker.baudrate, reply_timeout_s=locker.reply_timeout_s,
-                                     unlock_gap_s=locker.unlock_gap_s, rs485_rts=locker.rs485_rts)
+                                     unlock_gap_s=locker.unlock_gap_s, rs485_rts=locker.rs485_rts,
+                                     echo_window_s=locker.unlock_echo_window_s)
         except BusError as exc:  # a URL no port can ever take; an absent device is retried
             raise SettingsError(f"bad setting locker.serial_url (EDGE_LOCKER__SERIAL_URL): {exc}") from None
     except Exception:

@@ -69,6 +69,9 @@ class LockerSettings(_Section):
     reply_timeout_s: float = Field(0.25, gt=0)
     unlock_gap_s: float = Field(0.1, ge=0)
     rs485_rts: bool = False
+    # Firmware that echo a status frame after an unlock: listen this long before speaking
+    # again, so the next request does not collide with the echo on half-duplex RS-485.
+    unlock_echo_window_s: float = Field(0.0, ge=0, le=0.1)
     poll_interval_s: float = Field(0.25, gt=0)
     retention_hours: float = Field(72, gt=0)
     door_left_open_s: float = Field(60, gt=0)

@@ -175,6 +175,17 @@ def test_echo_does_not_stand_in_for_confirmation(sim: LockBoardSimulator, bus: K
     assert len(sim.frames_of(Cmd.UNLOCK)) == 2
 
 
+def test_echoing_firmware_without_an_echo_window_still_opens_with_one_pulse(
+        sim: LockBoardSimulator, sim_path: str, open_bus: BusFactory) -> None:
+    sim.echo_unlock(True)
+    bus = open_bus(sim_path, echo_window_s=0.0)
+
+    result = bus.unlock(0, 3)
+
+    assert result.opened and result.attempts == 1
+    assert len(sim.frames_of(Cmd.UNLOCK)) == 1
+
+
 def test_scan_finds_only_online_boards(open_bus: BusFactory) -> None:
     with LockBoardSimulator(boards=[0, 1, 2, 5]) as sim:
         bus = open_bus(sim.start_pty(), boards=[0, 1, 2, 5])

@@ -50,7 +50,7 @@ class KerongSettings:
     status_attempts: int = 3
     # After an unlock: how long the line must stay quiet before we speak again. Firmware
     # that echoes a status frame starts within this; its frame is then drained whole.
-    echo_window_s: float = 0.005
+    echo_window_s: float = 0.0  # 0: most firmware never echo (ADR 0011); a site sets ~0.005
     # How long status may keep showing the latch closed before one re-send; the board's own
     # pulse lasts about 500 ms, a latch that has not moved by then will not.
     confirm_window_s: float = 0.5
