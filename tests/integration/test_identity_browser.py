@@ -81,3 +81,15 @@ def test_a_pickup_qr_held_to_the_camera_opens_the_door_by_itself(page, kiosk: Ki
     expect(page.locator("[data-live-when='state=door_open'] .door-number")).to_have_text(
         str(parcel["compartment"]), timeout=20_000)
     assert kiosk.simulator.is_open(*kiosk.door(parcel["compartment"]))
+
+
+def test_simulate_mode_pasted_code_is_read_through_the_camera(page, kiosk: Kiosk) -> None:
+    parcel = deposit(kiosk, RESIDENT[1])
+    before = kiosk.service("qr_camera_sim").frames_read
+    page.goto("/pickup/")
+    page.get_by_label("模拟模式：粘贴二维码内容").fill(parcel["pickup_token"])
+    page.get_by_role("button", name="使用此码").click()
+
+    expect(page.locator("[data-live-when='state=door_open'] .door-number")).to_have_text(
+        str(parcel["compartment"]), timeout=20_000)
+    assert kiosk.service("qr_camera_sim").frames_read > before  # read by the scanner, not posted

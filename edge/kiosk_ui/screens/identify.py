@@ -8,7 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_babel import gettext as _
 
 from edge.kiosk_ui.screens.common import controller, domain_errors, error_message, safe_next, service
-from edge.kiosk_ui.screens.live import hub
+from edge.kiosk_ui.screens.live import hub, show_to_simulated_camera
 
 bp = Blueprint("identify", __name__, url_prefix="/identify")
 
@@ -29,7 +29,10 @@ def by_typed_token() -> Any:
     """Simulate mode only: a token pasted where the scanner would have read it."""
     if not controller().settings.simulate:
         return redirect(url_for("identify.choose"))
-    return _identify(lambda residents: residents.identify_by_token(request.form.get("token", "").strip()))
+    token = request.form.get("token", "").strip()
+    if show_to_simulated_camera(token):  # the page's scanner reads it, then submits
+        return redirect(url_for("identify.choose", next=safe_next(url_for("kiosk.home"))))
+    return _identify(lambda residents: residents.identify_by_token(token))
 
 
 @bp.post("/scan")

@@ -148,6 +148,19 @@ def topic_reader(topic: str) -> Callable[[], dict[str, Any]]:
     abort(404)
 
 
+SIMULATED_SHOWING_FRAMES = 45  # about 3 s of scanning: long enough to read, then gone
+
+
+def show_to_simulated_camera(text: str) -> bool:
+    """Simulate mode: a pasted code is held up to the simulated QR camera, so the real
+    scanner and decoder read it. False when there is no simulated camera (or no text)."""
+    camera = controller().services.get("qr_camera_sim")
+    if camera is None or not text:
+        return False
+    camera.show_qr(text, frames=SIMULATED_SHOWING_FRAMES)
+    return True
+
+
 def _view_state(view: Any) -> dict[str, Any]:
     return {"state": view.state, "compartment": view.compartment}
 

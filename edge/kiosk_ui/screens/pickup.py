@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 
 from edge.kiosk_ui.screens.common import controller, error_message, service
-from edge.kiosk_ui.screens.live import hub
+from edge.kiosk_ui.screens.live import hub, show_to_simulated_camera
 
 bp = Blueprint("pickup", __name__, url_prefix="/pickup")
 CODE_DIGITS = 8
@@ -45,7 +45,10 @@ def by_typed_token() -> Any:
     """Simulate mode only: the pickup QR's text pasted where the scanner would have read it."""
     if not controller().settings.simulate:
         return redirect(url_for("pickup.enter_code"))
-    return _open(lambda locker: locker.pickup_with_token(request.form.get("token", "").strip()))
+    token = request.form.get("token", "").strip()
+    if show_to_simulated_camera(token):
+        return redirect(url_for("pickup.enter_code"))  # the page's scanner reads it, then submits
+    return _open(lambda locker: locker.pickup_with_token(token))
 
 
 @bp.get("/door/<parcel_id>")
