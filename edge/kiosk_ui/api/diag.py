@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, request
 
-from edge.kiosk_ui.api.locker import error, locker_error, storage_full
-from edge.storage import StorageFull
+from edge.kiosk_ui.api.locker import error, guard_locker_blueprint
 from edge.locker.diagnostics import LockerDiagnostics
-from edge.locker.errors import InvalidInput, LockerError
+from edge.locker.errors import InvalidInput
 
 bp = Blueprint("diag_api", __name__, url_prefix="/api/diag")
 
@@ -18,21 +17,7 @@ def diagnostics() -> LockerDiagnostics:
     return current_app.extensions["edge"].services["locker_diagnostics"]
 
 
-@bp.before_request
-def _locker_present() -> Response | None:
-    if "locker_diagnostics" not in current_app.extensions["edge"].services:
-        return error("no_locker", "this station has no parcel locker configured")
-    return None
-
-
-@bp.errorhandler(LockerError)
-def _on_locker_error(exc: LockerError) -> Response:
-    return locker_error(exc)
-
-
-@bp.errorhandler(StorageFull)
-def _on_storage_full(exc: StorageFull) -> Response:
-    return storage_full(exc)
+guard_locker_blueprint(bp, "locker_diagnostics")
 
 
 def _technician_request() -> tuple[int, str]:

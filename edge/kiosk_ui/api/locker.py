@@ -107,21 +107,20 @@ def courier_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-@bp.before_request
-def _locker_present() -> Response | None:
-    if "locker" not in current_app.extensions["edge"].services:
-        return error("no_locker", "this station has no parcel locker configured")
-    return None
+def guard_locker_blueprint(blueprint: Blueprint, service_name: str) -> None:
+    """Answer `no_locker` on a box without a locker, and JSON errors for domain failures."""
+
+    @blueprint.before_request
+    def _locker_present() -> Response | None:
+        if service_name not in current_app.extensions["edge"].services:
+            return error("no_locker", "this station has no parcel locker configured")
+        return None
+
+    blueprint.register_error_handler(LockerError, locker_error)
+    blueprint.register_error_handler(StorageFull, storage_full)
 
 
-@bp.errorhandler(LockerError)
-def _on_locker_error(exc: LockerError) -> Response:
-    return locker_error(exc)
-
-
-@bp.errorhandler(StorageFull)
-def _on_storage_full(exc: StorageFull) -> Response:
-    return storage_full(exc)
+guard_locker_blueprint(bp, "locker")
 
 
 def storage_full(exc: StorageFull) -> Response:
