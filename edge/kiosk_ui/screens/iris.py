@@ -99,8 +99,9 @@ def enrol() -> Any:
 @resident_required
 def consent() -> Any:
     """The explicit "I agree" button: remembered for this visit, recorded at enrolment."""
-    _iris_with_camera()
+    iris = _iris_with_camera()
     session["iris_consent"] = resident()["resident_id"]
+    iris.abandon_enrolment(resident()["resident_id"])  # three fresh captures, none from a past visit
     return redirect(url_for("iris.capture"))
 
 
