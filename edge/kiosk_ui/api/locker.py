@@ -120,11 +120,12 @@ def guard_locker_blueprint(blueprint: Blueprint, service_name: str) -> None:
     blueprint.register_error_handler(StorageFull, storage_full)
 
 
-guard_locker_blueprint(bp, "locker")
-
 
 def storage_full(exc: StorageFull) -> Response:
     return error("storage_full", f"the box cannot take new work right now: {exc}")
+
+
+guard_locker_blueprint(bp, "locker")
 
 
 @bp.post("/courier/login")
