@@ -283,11 +283,18 @@ def serve(controller: Controller) -> None:
     from waitress.server import create_server
 
     from edge.kiosk_ui import create_app
+    from edge.watchdog import Watchdog, database_answers, http_answers
 
     settings = controller.settings
     app = create_app(controller)
     server = create_server(app, host=settings.http.host, port=settings.http.port,
                            threads=settings.http.threads)
+    address = f"http://{settings.http.host}:{server.effective_port}/"
+    # Last, so READY=1 is sent only once everything else has started.
+    controller.components.append(Watchdog({
+        "database": database_answers(controller.db),
+        "http": http_answers(address + "healthz"),
+    }))
     controller.start()
 
     def _shutdown(signum: int, _frame: object) -> None:
@@ -296,7 +303,6 @@ def serve(controller: Controller) -> None:
 
     signal.signal(signal.SIGTERM, _shutdown)
     signal.signal(signal.SIGINT, _shutdown)
-    address = f"http://{settings.http.host}:{server.effective_port}/"
     log.info("serving", url=address, simulate=settings.simulate, data_dir=str(settings.data_dir))
     print(f"edge controller ready at {address}", flush=True)
     try:

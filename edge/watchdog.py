@@ -40,6 +40,17 @@ def thread_alive(thread: Callable[[], threading.Thread | None]) -> HealthCheck:
     return check
 
 
+def http_answers(url: str, timeout_s: float = 3.0) -> HealthCheck:
+    """The kiosk's web server answers (a wedged worker pool fails this, a live thread would not)."""
+    import urllib.request
+
+    def check() -> bool:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.status == 200
+
+    return check
+
+
 class Watchdog:
     def __init__(self, checks: Mapping[str, HealthCheck], *,
                  interval_s: float | None = None) -> None:

@@ -101,3 +101,38 @@ def test_thread_alive_follows_the_thread() -> None:
     release.set()
     worker.join()
     assert check() is False
+
+
+@pytest.mark.timeout(90)
+def test_edge_run_under_systemd_is_ready_then_petted_then_stops_cleanly(systemd: socket.socket,
+                                                                       tmp_path: Path) -> None:
+    """The real `edge run --simulate`, as edge.service starts it (Type=notify, WatchdogSec)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support.ports import free_port
+
+    env = {**os.environ, "EDGE_DATA_DIR": str(tmp_path / "data"), "WATCHDOG_USEC": "400000",
+           "EDGE_HTTP__PORT": str(free_port()), "EDGE_MQTT__HOST": "127.0.0.1",
+           "EDGE_MQTT__PORT": str(free_port())}  # a dead broker: no private broker for this test
+    edge = subprocess.Popen([sys.executable, "-m", "edge", "run", "--simulate"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        messages = [received(systemd) for _ in range(3)]
+        assert messages[0] == "READY=1"
+        assert messages[1:] == ["WATCHDOG=1", "WATCHDOG=1"]  # the DB and the web server answered
+        edge.send_signal(signal.SIGTERM)
+        assert edge.wait(30) == 0
+        systemd.setblocking(False)
+        after = []
+        while True:
+            try:
+                after.append(received(systemd))
+            except BlockingIOError:
+                break
+        assert after[-1] == "STOPPING=1"
+    finally:
+        edge.kill()
+        edge.wait()
