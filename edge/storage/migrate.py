@@ -41,7 +41,7 @@ def upgrade_to_head(db: "Database") -> None:
     config = alembic_config(db)
     with db.writer.connect() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "heads")
+        command.upgrade(config, "head")
 
 
 def new_revision(message: str, rev_id: str, scratch_db: "Database") -> None:

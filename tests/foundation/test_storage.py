@@ -48,3 +48,31 @@ def test_upgrade_twice_is_harmless(tmp_path: Path) -> None:
     with database.read() as session:
         assert session.scalars(select(OutboxEvent)).all() == []
     database.dispose()
+
+
+def test_migrations_form_one_line_from_an_empty_database() -> None:
+    """One head: every box upgrades through the same steps in the same order."""
+    from alembic.script import ScriptDirectory
+
+    from edge.storage.migrate import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config())
+    assert len(script.get_heads()) == 1
+    assert [r.revision for r in reversed(list(script.walk_revisions()))] == ["0001", "0002", "0003", "0004", "0005"]
+
+
+def test_every_migration_downgrades_and_upgrades_again(tmp_path: Path) -> None:
+    from alembic import command
+
+    from edge.storage.migrate import alembic_config
+
+    database = Database(tmp_path / "round.sqlite3")
+    database.upgrade()
+    config = alembic_config(database)
+    with database.writer.connect() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "base")
+        command.upgrade(config, "head")
+        load_models()
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    database.dispose()

@@ -1,7 +1,7 @@
 """community: catalogue copy, residents, bookings, activity sign-ups, requests, feedback
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-21
 """
 from alembic import op
@@ -10,7 +10,7 @@ import edge.storage.models
 
 
 revision = '0003'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 

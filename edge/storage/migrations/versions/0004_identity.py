@@ -1,7 +1,7 @@
 """identity: encrypted iris templates and the iris consent record
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-21
 """
 from alembic import op
@@ -10,7 +10,7 @@ import edge.storage.models
 
 
 revision = '0004'
-down_revision = '0001'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 

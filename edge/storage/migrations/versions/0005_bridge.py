@@ -1,7 +1,7 @@
 """bridge: outbox budget totals (kept by triggers), processed commands, reply routes
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0004
 Create Date: 2026-11-21
 """
 from alembic import op
@@ -10,7 +10,7 @@ import edge.storage.models
 
 
 revision = '0005'
-down_revision = '0001'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
