@@ -141,9 +141,8 @@ class IrisService:
     def enrol(self, resident_id: str, frames: Sequence[np.ndarray], *, consent: bool,
               recorded_how: str) -> None:
         """Enrol from a batch of frames (each extracted, then fused)."""
-        self._require_consent(consent, recorded_how)
         templates = [e.template for e in map(extract, frames) if e.template is not None]
-        self._commit_enrolment(resident_id, templates, recorded_how)
+        self.enrol_from_templates(resident_id, templates, consent=consent, recorded_how=recorded_how)
 
     def capture_for_enrolment(self, resident_id: str) -> CaptureProgress:
         """One live capture for the enrol screen; good templates wait in memory."""
@@ -159,7 +158,7 @@ class IrisService:
         self._require_consent(consent, recorded_how)
         with self._lock:
             templates = self._pending.pop(resident_id, [])
-        self._commit_enrolment(resident_id, templates, recorded_how)
+        self.enrol_from_templates(resident_id, templates, consent=consent, recorded_how=recorded_how)
 
     def abandon_enrolment(self, resident_id: str) -> None:
         with self._lock:
@@ -170,8 +169,10 @@ class IrisService:
             raise IrisError("consent_required",
                             "Iris enrolment needs your agreement first.")
 
-    def _commit_enrolment(self, resident_id: str, templates: list[IrisTemplate],
-                          recorded_how: str) -> None:
+    def enrol_from_templates(self, resident_id: str, templates: list[IrisTemplate], *,
+                             consent: bool, recorded_how: str) -> None:
+        """Fuse captures that agree with each other into one encrypted, consented template."""
+        self._require_consent(consent, recorded_how)
         enrolment = enrol_templates(templates)
         if enrolment.template is None:
             with self._db.write() as s:
