@@ -86,12 +86,19 @@ def open_diagnostics(ctx: typer.Context) -> Iterator[tuple[Diagnostics, str]]:
     from edge.app import Controller, _build_locker
     from edge.cli import settings_from
     from edge.clock import SystemClock
-    from edge.locker.buslock import BusBusy
+    from edge.locker.buslock import BusBusy, BusLock, bus_lock_path
     from edge.storage import Database
 
     settings = settings_from(ctx)
+    controller_url = f"http://{settings.http.host}:{settings.http.port}"
     if settings.locker.serial_url is None and not settings.simulate:
-        _fail("no lock-board bus configured (set locker.serial_url / EDGE_LOCKER__SERIAL_URL)")
+        try:  # a running controller (even a simulated one) answers without any bus setting here
+            BusLock(bus_lock_path(settings.data_dir)).acquire().release()
+        except BusBusy:
+            yield HttpDiagnostics(controller_url), "controller"
+            return
+        _fail("the controller is not running and no lock-board bus is configured "
+              "(set locker.serial_url / EDGE_LOCKER__SERIAL_URL)")
     db = Database(settings.database_path)
     try:
         db.upgrade()
@@ -99,7 +106,7 @@ def open_diagnostics(ctx: typer.Context) -> Iterator[tuple[Diagnostics, str]]:
         try:
             _build_locker(controller)
         except BusBusy:
-            yield HttpDiagnostics(f"http://{settings.http.host}:{settings.http.port}"), "controller"
+            yield HttpDiagnostics(controller_url), "controller"
             return
         runtime = controller.components[-1]
         try:

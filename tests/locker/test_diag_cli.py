@@ -124,3 +124,17 @@ def test_diag_says_so_when_the_controller_holds_the_bus_but_does_not_answer(cont
 
     result = diag({**env, "EDGE_HTTP__PORT": str(free_port())}, "doors")
     assert result.exit_code == 2 and "does not answer" in result.output
+
+
+def test_a_running_controller_answers_diag_without_any_bus_setting(controller, sim, served):
+    """On a simulated station (or any box) the technician needs only the data folder."""
+    bare = {k: v for k, v in served.items() if not k.startswith("EDGE_LOCKER__")}
+    doors = diag(bare, "doors", "--json")
+    assert doors.exit_code == 0, doors.output
+    assert [b["board"] for b in json.loads(doors.stdout)["boards"]] == [0, 1]
+
+
+def test_no_controller_and_no_bus_setting_is_one_clear_line(tmp_path):
+    result = diag({"EDGE_DATA_DIR": str(tmp_path / "empty")}, "doors")
+    assert result.exit_code == 2
+    assert "controller is not running" in result.output and "EDGE_LOCKER__SERIAL_URL" in result.output
