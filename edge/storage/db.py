@@ -2,11 +2,15 @@
 
 Writers take the database lock when their transaction begins (BEGIN IMMEDIATE), so two
 threads never both read-then-write and fail half-way; readers use plain deferred
-transactions and, under WAL, never wait for a writer.
+transactions and, under WAL, never wait for a writer. Within this process, `write()` also
+takes turns first-come first-served (ADR 0037): SQLite's own busy handler sleeps and polls,
+so a thread committing back to back would starve another one waiting for the lock.
 """
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +23,44 @@ BUSY_TIMEOUT_MS = 10_000
 
 class StorageFull(Exception):
     """The disk (or the outbox's declared budget) has no room for new work."""
+
+
+class _WriteTurns:
+    """A first-come first-served lock for write transactions of one process: the holder
+    hands the turn straight to the longest waiter. A thread already holding a turn (a
+    nested `write()`) does not queue behind itself; SQLite decides, as before."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._holder: int | None = None
+        self._waiters: deque[tuple[int, threading.Event]] = deque()
+
+    def held_here(self) -> bool:
+        return self._holder == threading.get_ident()
+
+    def acquire(self, timeout_s: float) -> None:
+        me = threading.get_ident()
+        with self._mutex:
+            if self._holder is None:
+                self._holder = me
+                return
+            turn = threading.Event()
+            self._waiters.append((me, turn))
+        if turn.wait(timeout_s):
+            return
+        with self._mutex:
+            if turn.is_set():  # handed over just as the wait ended
+                return
+            self._waiters.remove((me, turn))
+        raise sqlite3.OperationalError("database is locked (waited for this process's other writers)")
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiters:
+                self._holder, turn = self._waiters.popleft()
+                turn.set()
+            else:
+                self._holder = None
 
 
 def _make_engine(path: Path, *, immediate: bool) -> Engine:
@@ -53,9 +95,26 @@ class Database:
         self.reader = _make_engine(path, immediate=False)
         self._write_sessions = sessionmaker(self.writer, expire_on_commit=False)
         self._read_sessions = sessionmaker(self.reader, expire_on_commit=False)
+        self._turns = _WriteTurns()
 
     @contextmanager
     def write(self) -> Iterator[Session]:
+        if self._turns.held_here():
+            with self._write_session() as session:
+                yield session
+            return
+        try:
+            self._turns.acquire(BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.OperationalError as exc:
+            raise _translate(exc) from exc
+        try:
+            with self._write_session() as session:
+                yield session
+        finally:
+            self._turns.release()
+
+    @contextmanager
+    def _write_session(self) -> Iterator[Session]:
         with self._write_sessions() as session:
             try:
                 yield session

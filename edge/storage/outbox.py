@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import enum
 import json
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from typing import Any, NamedTuple
 
 from sqlalchemy import Integer, delete, event, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -56,7 +57,9 @@ class OutboxStats(Base):
 
 
 _system_clock = SystemClock()
-_INSERT = OutboxEvent.__table__.insert()
+_INSERT_SQL = ("INSERT INTO outbox (message_id, type, ts, priority, data, size_bytes) "
+               "VALUES (?, ?, ?, ?, ?, ?)")
+_STATS_SQL = "SELECT pending_rows, pending_bytes, max_rows, max_bytes FROM outbox_stats WHERE id = 1"
 _commit_listeners: list[Callable[[], None]] = []
 _listeners_lock = threading.Lock()
 
@@ -101,14 +104,26 @@ def record_event(
     )
     if not _make_room(session, event_row, clock):
         return event_row
-    # A Core insert, not session.add + flush: the outbox is the hot path, and the caller
-    # needs only the assigned seq (taken inside the caller's transaction, so no gap).
-    result = session.connection().execute(_INSERT, {
-        "message_id": event_row.message_id, "type": type, "ts": event_row.ts,
-        "priority": event_row.priority, "data": data, "size_bytes": event_row.size_bytes})
-    event_row.seq = result.inserted_primary_key[0]
+    # Straight to sqlite3, not through the ORM or even a Core insert: the outbox is the hot
+    # path (ADR 0037). Same transaction as the caller's, so the seq has no gap; the JSON is
+    # stored as encoded above, so it is encoded once and size_bytes is its exact size.
+    cursor = _driver(session).execute(_INSERT_SQL, (event_row.message_id, type, db_time(event_row.ts),
+                                                    event_row.priority, body, event_row.size_bytes))
+    event_row.seq = cursor.lastrowid
     _notify_after_commit(session)
     return event_row
+
+
+def db_time(at: datetime) -> str:
+    """How UtcDateTime stores `at` (SQLAlchemy's SQLite DATETIME text), for raw statements."""
+    if at.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return at.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _driver(session: Session) -> sqlite3.Connection:
+    """The sqlite3 connection under the session's transaction (begun if it was not)."""
+    return session.connection().connection.driver_connection  # type: ignore[return-value]
 
 
 def _make_room(session: Session, new: OutboxEvent, clock: Clock) -> bool:
@@ -218,21 +233,27 @@ def pending(session: Session) -> tuple[int, int]:
     return stats.pending_rows, stats.pending_bytes
 
 
-def _stats(session: Session) -> Any:
+class _Totals(NamedTuple):
+    pending_rows: int
+    pending_bytes: int
+    max_rows: int
+    max_bytes: int
+
+
+def _stats(session: Session) -> _Totals:
     """The totals as the triggers left them a moment ago (never a stale ORM copy)."""
-    row = session.connection().exec_driver_sql(
-        "SELECT pending_rows, pending_bytes, max_rows, max_bytes FROM outbox_stats WHERE id = 1").first()
+    row = _driver(session).execute(_STATS_SQL).fetchone()
     if row is None:
         raise RuntimeError("outbox_stats row missing: run the migrations (0005)")
-    return row
+    return _Totals(*row)
 
 
 def mark_published(session: Session, seqs: list[int], at: datetime) -> None:
-    for chunk in range(0, len(seqs), 500):
-        session.execute(update(OutboxEvent)
-                        .where(OutboxEvent.seq.in_(seqs[chunk:chunk + 500]),
-                               OutboxEvent.published_at.is_(None))
-                        .values(published_at=at))
+    driver, stamp = _driver(session), db_time(at)
+    for first in range(0, len(seqs), 500):
+        chunk = seqs[first:first + 500]
+        driver.execute("UPDATE outbox SET published_at = ? WHERE published_at IS NULL AND seq IN "
+                       f"({','.join('?' * len(chunk))})", (stamp, *chunk))
 
 
 def prune(session: Session, *, keep_published: int, telemetry_max_age: timedelta,
