@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import queue
+import sqlite3
 import random
 import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -46,11 +48,15 @@ ACK_BATCH = 200  # PUBACKs marked published in one transaction
 ACK_FLUSH_S = 0.02  # ... or after this long
 PROCESSED_COMMANDS_KEPT = timedelta(days=30)
 
+# Rows of class `priority` up to `seq` are skipped inside SQLite (ADR 0037): the pump has
+# sent them all in this session, so they are in flight, acknowledged or published.
 _PENDING_SQL = (
-    "SELECT o.seq, o.message_id, o.type, o.ts, o.data, r.topic, r.correlation_data "
+    "SELECT o.seq, o.message_id, o.type, o.ts, o.data, r.topic, r.correlation_data, o.priority "
     "FROM outbox o LEFT JOIN bridge_reply_route r ON r.seq = o.seq "
-    "WHERE o.published_at IS NULL ORDER BY o.priority, o.seq LIMIT ?"
+    "WHERE o.published_at IS NULL AND NOT (o.priority = ? AND o.seq <= ?) "
+    "ORDER BY o.priority, o.seq LIMIT ?"
 )
+_NOTHING_SENT = (-1, 0)
 
 
 class Topics:
@@ -92,6 +98,7 @@ class Bridge:
         self._commands: queue.Queue[tuple[mqtt.Client, mqtt.MQTTMessage]] = queue.Queue(maxsize=1000)
         self._inflight: dict[int, int] = {}  # mid -> seq; pump thread only
         self._inflight_client: mqtt.Client | None = None
+        self._sent_up_to = _NOTHING_SENT  # (priority, seq): see _PENDING_SQL; pump thread only
         self._held: dict[int, float] = {}  # seq -> monotonic time to retry a refused publish
         self._acked: list[int] = []  # PUBACKed, to be marked published in the next batch
         self._acked_since: float | None = None
@@ -257,6 +264,7 @@ class Bridge:
                 if client is not self._inflight_client:  # new session: resend everything unacked
                     self._inflight.clear()
                     self._inflight_client = client
+                    self._sent_up_to = _NOTHING_SENT
                 self._settle_acks()
                 if client is not None and not self._closing.is_set():
                     self._fill_window(client)
@@ -309,25 +317,42 @@ class Bridge:
         room = window - len(self._inflight)
         if room <= 0:
             return
+        if self._held:  # a held row lies below the mark: look at every pending row again
+            self._sent_up_to = _NOTHING_SENT
         now = time.monotonic()
         self._held = {seq: until for seq, until in self._held.items() if until > now}
         busy = set(self._inflight.values()) | set(self._held) | set(self._acked)
-        with self._db.reader.connect() as conn:
-            rows = conn.exec_driver_sql(_PENDING_SQL, (room + len(busy),)).fetchall()
-        for row in rows:
-            if row[0] in busy:
-                continue
-            topic, payload, properties = self._encode(row)
-            info = client.publish(topic, payload, qos=1, properties=properties)
-            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                break  # the session ended; the next one resends
-            self._inflight[info.mid] = row[0]
-            room -= 1
-            if room == 0:
-                break
+        with self._pending_rows(room + len(busy)) as rows:
+            for row in rows:
+                if row[0] in busy:
+                    continue
+                topic, payload, properties = self._encode(row)
+                info = client.publish(topic, payload, qos=1, properties=properties)
+                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    break  # the session ended; the next one resends
+                self._inflight[info.mid] = row[0]
+                self._sent_up_to = (row[7], row[0])
+                room -= 1
+                if room == 0:
+                    break
+
+    @contextmanager
+    def _pending_rows(self, limit: int) -> Iterator[sqlite3.Cursor]:
+        """Unpublished rows in sending order, on a raw sqlite3 cursor: stepped only as far as
+        the window has room, with no SQLAlchemy row processing on the hot path."""
+        connection = self._db.reader.raw_connection()
+        try:
+            cursor = connection.driver_connection.execute(  # type: ignore[union-attr]
+                _PENDING_SQL, (*self._sent_up_to, limit))
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+        finally:
+            connection.close()
 
     def _encode(self, row: Any) -> tuple[str, str, Properties | None]:
-        seq, message_id, type_, ts, data, route_topic, correlation = row
+        seq, message_id, type_, ts, data, route_topic, correlation, *_priority = row
         ts_wire = f"{ts[:10]}T{ts[11:23]}Z"  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' UTC
         if type_ != REPLY_TYPE:
             payload = (f'{{"message_id":"{message_id}","seq":{seq},"type":{json.dumps(type_)},'

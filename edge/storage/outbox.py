@@ -59,6 +59,7 @@ class OutboxStats(Base):
 _system_clock = SystemClock()
 _INSERT_SQL = ("INSERT INTO outbox (message_id, type, ts, priority, data, size_bytes) "
                "VALUES (?, ?, ?, ?, ?, ?)")
+_HEADROOM_KEY = "outbox_headroom"
 _STATS_SQL = "SELECT pending_rows, pending_bytes, max_rows, max_bytes FROM outbox_stats WHERE id = 1"
 _commit_listeners: list[Callable[[], None]] = []
 _listeners_lock = threading.Lock()
@@ -129,6 +130,9 @@ def _driver(session: Session) -> sqlite3.Connection:
 def _make_room(session: Session, new: OutboxEvent, clock: Clock) -> bool:
     """True when `new` fits (after dropping telemetry if needed); False when `new` is
     telemetry that was dropped itself."""
+    if _headroom(session).take(new.size_bytes):
+        return True
+    session.info.pop(_HEADROOM_KEY, None)  # read afresh; dropping telemetry changes the totals
     stats = _stats(session)
     excess_rows = stats.pending_rows + 1 - stats.max_rows
     excess_bytes = stats.pending_bytes + new.size_bytes - stats.max_bytes
@@ -152,6 +156,32 @@ def _make_room(session: Session, new: OutboxEvent, clock: Clock) -> bool:
         f"the outbox is full ({stats.pending_rows} events, {stats.pending_bytes} bytes waiting "
         "for the cloud); new work is refused until the connection drains it"
     )
+
+
+class _Headroom:
+    """Room left in the budget as read once per transaction, less what record_event has
+    taken since (ADR 0037). The transaction holds the write lock, and nothing else in it adds
+    pending rows, so the real room is never smaller: a fit here is a real fit."""
+
+    def __init__(self, transaction: object, totals: _Totals) -> None:
+        self.transaction = transaction
+        self.rows = totals.max_rows - totals.pending_rows
+        self.bytes = totals.max_bytes - totals.pending_bytes
+
+    def take(self, size: int) -> bool:
+        if self.rows < 1 or self.bytes < size:
+            return False
+        self.rows -= 1
+        self.bytes -= size
+        return True
+
+
+def _headroom(session: Session) -> _Headroom:
+    transaction = session.connection().get_transaction()
+    headroom = session.info.get(_HEADROOM_KEY)
+    if headroom is None or headroom.transaction is not transaction:
+        headroom = session.info[_HEADROOM_KEY] = _Headroom(transaction, _stats(session))
+    return headroom
 
 
 def drop_telemetry(
