@@ -46,6 +46,7 @@ MAINTENANCE_EVERY_S = 30.0
 FAILED_PUBLISH_HOLD_S = 5.0
 ACK_BATCH = 200  # PUBACKs marked published in one transaction
 ACK_FLUSH_S = 0.02  # ... or after this long
+REFILL_FRACTION = 4  # refill once this fraction of the window is free
 PROCESSED_COMMANDS_KEPT = timedelta(days=30)
 
 # Rows of class `priority` up to `seq` are skipped inside SQLite (ADR 0037): the pump has
@@ -269,6 +270,8 @@ class Bridge:
                 if client is not None and not self._closing.is_set():
                     self._fill_window(client)
                     self._publish_compartments(client)
+                # After refilling: waiting for the write lock here leaves a full window in flight.
+                self._flush_acked_when_due()
                 if time.monotonic() >= next_maintenance:
                     self._maintain()
                     next_maintenance = time.monotonic() + MAINTENANCE_EVERY_S
@@ -306,6 +309,8 @@ class Bridge:
             else:
                 log.warning("mqtt_publish_refused", seq=seq)
                 self._held[seq] = time.monotonic() + FAILED_PUBLISH_HOLD_S
+
+    def _flush_acked_when_due(self) -> None:
         # One durable commit per batch of PUBACKs, not per PUBACK: a crash before it only
         # means those rows are sent again (same message_id), never that one is lost.
         if self._acked and (len(self._acked) >= ACK_BATCH or not self._inflight
@@ -315,7 +320,9 @@ class Bridge:
     def _fill_window(self, client: mqtt.Client) -> None:
         window = max(1, min(self._mqtt.window, self._receive_maximum - 2))
         room = window - len(self._inflight)
-        if room <= 0:
+        # Refill in steps of a quarter window, not on every PUBACK: one query sends many rows
+        # (ADR 0037). The rest of the window is still in flight, so the link never idles.
+        if room <= 0 or (self._inflight and room < max(1, window // REFILL_FRACTION)):
             return
         if self._held:  # a held row lies below the mark: look at every pending row again
             self._sent_up_to = _NOTHING_SENT

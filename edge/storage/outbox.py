@@ -103,12 +103,13 @@ def record_event(
         data=data,
         size_bytes=len(body.encode()),
     )
-    if not _make_room(session, event_row, clock):
+    headroom = _headroom(session)
+    if not _make_room(session, event_row, clock, headroom):
         return event_row
     # Straight to sqlite3, not through the ORM or even a Core insert: the outbox is the hot
     # path (ADR 0037). Same transaction as the caller's, so the seq has no gap; the JSON is
     # stored as encoded above, so it is encoded once and size_bytes is its exact size.
-    cursor = _driver(session).execute(_INSERT_SQL, (event_row.message_id, type, db_time(event_row.ts),
+    cursor = headroom.driver.execute(_INSERT_SQL, (event_row.message_id, type, db_time(event_row.ts),
                                                     event_row.priority, body, event_row.size_bytes))
     event_row.seq = cursor.lastrowid
     _notify_after_commit(session)
@@ -127,10 +128,10 @@ def _driver(session: Session) -> sqlite3.Connection:
     return session.connection().connection.driver_connection  # type: ignore[return-value]
 
 
-def _make_room(session: Session, new: OutboxEvent, clock: Clock) -> bool:
+def _make_room(session: Session, new: OutboxEvent, clock: Clock, headroom: _Headroom) -> bool:
     """True when `new` fits (after dropping telemetry if needed); False when `new` is
     telemetry that was dropped itself."""
-    if _headroom(session).take(new.size_bytes):
+    if headroom.take(new.size_bytes):
         return True
     session.info.pop(_HEADROOM_KEY, None)  # read afresh; dropping telemetry changes the totals
     stats = _stats(session)
@@ -161,10 +162,12 @@ def _make_room(session: Session, new: OutboxEvent, clock: Clock) -> bool:
 class _Headroom:
     """Room left in the budget as read once per transaction, less what record_event has
     taken since (ADR 0037). The transaction holds the write lock, and nothing else in it adds
-    pending rows, so the real room is never smaller: a fit here is a real fit."""
+    pending rows, so the real room is never smaller: a fit here is a real fit. Also keeps
+    the transaction's sqlite3 connection, which the session is slow to hand out per row."""
 
-    def __init__(self, transaction: object, totals: _Totals) -> None:
+    def __init__(self, transaction: object, driver: sqlite3.Connection, totals: _Totals) -> None:
         self.transaction = transaction
+        self.driver = driver
         self.rows = totals.max_rows - totals.pending_rows
         self.bytes = totals.max_bytes - totals.pending_bytes
 
@@ -177,10 +180,12 @@ class _Headroom:
 
 
 def _headroom(session: Session) -> _Headroom:
-    transaction = session.connection().get_transaction()
     headroom = session.info.get(_HEADROOM_KEY)
-    if headroom is None or headroom.transaction is not transaction:
-        headroom = session.info[_HEADROOM_KEY] = _Headroom(transaction, _stats(session))
+    transaction = session.get_transaction()
+    if headroom is None or transaction is None or headroom.transaction is not transaction:
+        driver = _driver(session)  # begins the transaction if need be
+        headroom = _Headroom(session.get_transaction(), driver, _stats(session))
+        session.info[_HEADROOM_KEY] = headroom
     return headroom
 
 
