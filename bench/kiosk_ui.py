@@ -26,12 +26,10 @@ from edge.kiosk_ui import create_app
 from edge.settings import load_settings
 from edge.storage import OutboxEvent
 from simulators.lockboard import LockBoardSimulator
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS as ARGS, ensure_chromium
 from tests.support.ports import free_port
 from tests.ui.conftest import serve_until_closed
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
 TILES = ["取件", "场地预约", "活动", "求助", "通知与政策", "服务目录", "评价", "快递员"]
 LOAD_PATHS = ["/", "/pickup/", "/venues/", "/venues/venue-activity-room", "/activities/",
               "/services/", "/notices/", "/help/", "/feedback/", "/courier/"]
@@ -113,6 +111,7 @@ def screen_timings(station: Station, rounds: int) -> dict[str, list[tuple[float,
 
     results: dict[str, list[tuple[float, float]]] = {}
     with sync_playwright() as p:
+        ensure_chromium()
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800}, base_url=station.url)
         page.add_init_script(MARK_TAP)

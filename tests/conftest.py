@@ -7,6 +7,7 @@ import pytest
 from edge.clock import FakeClock
 from edge.settings import Settings, load_settings
 from edge.storage import Database
+from tests.support.browser import launch_browser
 from tests.support.mosquitto import Broker
 
 
@@ -44,3 +45,9 @@ def broker(tmp_path: Path) -> Broker:
     running = Broker(tmp_path / "broker").start()
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium through Playwright, one for the session (tests/support/browser.py)."""
+    yield from launch_browser()

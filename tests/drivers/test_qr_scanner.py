@@ -1,7 +1,6 @@
 """The on-demand QR scanner reading the simulated kiosk camera through the real decoder."""
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path

@@ -2,9 +2,6 @@
 the test, SQLite) served by waitress on a free loopback port, driven by Debian's Chromium."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,9 +18,6 @@ from edge.storage import OutboxEvent
 from simulators.lockboard import LockBoardSimulator
 from tests.support.ports import free_port
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
 COURIER_CODE = "20261121"
 COURIER_ID = "courier-sf"
 RESIDENT_PHONE = "13800138000"  # a demo resident (edge/community/demo_catalogue.json)
@@ -32,33 +26,12 @@ PORTRAIT = {"width": 1080, "height": 1920}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
 
-def _ensure_chromium() -> None:
-    if Path(CHROMIUM).exists():
-        return
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium fonts-noto-cjk")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium", "fonts-noto-cjk"], check=True, env=env)
-
-
 def serve_until_closed(server: Any) -> None:
     """waitress's loop, until another thread closes the server (as edge.app.serve does)."""
     try:
         server.run()
     except OSError:  # the listening socket was closed under the loop's select()
         pass
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    _ensure_chromium()
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @dataclass

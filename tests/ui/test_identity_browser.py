@@ -10,16 +10,7 @@ from playwright.sync_api import expect
 from simulators.camera import SimulatedCamera
 from simulators.people import synthetic_person
 from tests.locker.conftest import wait_until
-from tests.ui.conftest import (  # noqa: F401  (fixtures)
-    COURIER_ID,
-    Kiosk,
-    assert_accessible,
-    browser,
-    kiosk,
-    kiosk_settings,
-    page,
-    shoot,
-)
+from tests.ui.conftest import COURIER_ID, Kiosk, assert_accessible, shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 RESIDENT = ("res-1001", "13800138000")  # demo residents, synced in simulate mode
