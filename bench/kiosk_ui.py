@@ -13,13 +13,16 @@ import argparse
 import http.client
 import logging
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support, when run as a script
+
+from sqlalchemy import select  # noqa: E402
 
 from edge.app import build_controller
 from edge.kiosk_ui import create_app
