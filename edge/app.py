@@ -268,14 +268,23 @@ def _build_bridge(controller: Controller) -> None:
             data["booking_id"], data["decision"] == "approved", data.get("reason")))
     locker = services.get("locker")
     if locker is not None:
-        router.register("locker.open", lambda data: locker.open_remote(
-            data["compartment"], data["operator"], data["reason"]))
+        router.register("locker.open", lambda data: _open_remote(locker, data))
     bridge = Bridge(settings, db, router, clock=clock, version=software,
                     compartments=locker.snapshot if locker is not None else None)
     if locker is not None:
         locker.subscribe(bridge.compartments_changed)
     services["bridge"] = bridge
     controller.components.append(bridge)
+
+
+def _open_remote(locker: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """A remote open the status did not confirm is a failed command for the operator, not ok."""
+    from edge.locker.errors import DoorDidNotOpen
+
+    result = locker.open_remote(data["compartment"], data["operator"], data["reason"])
+    if not result["opened"]:
+        raise DoorDidNotOpen(f"compartment {result['compartment']} did not open: {result['error']}")
+    return result
 
 
 def serve(controller: Controller) -> None:

@@ -57,6 +57,18 @@ def test_commands_drive_the_services_and_their_events_reach_the_cloud(controller
     assert device_log(cloud).gaps() == [] and cloud.violations == []
 
 
+def test_a_remote_open_of_a_jammed_door_is_a_failed_command(controller, cloud):
+    assert cloud.wait_for(lambda: online(cloud), 30)
+    spec = controller.services["locker"].compartment_location(5)
+    controller.services["lockboard_simulator"].jam(spec.board, spec.lock)
+
+    sent = cloud.send_command(EDGE, "locker.open", {"compartment": 5, "operator": "ops-li", "reason": "test"})
+
+    [reply] = cloud.wait_reply(sent, timeout=30)
+    assert reply["ok"] is False and reply["error"]["code"] == "door_not_opened"
+    assert cloud.wait_for(lambda: any(e["type"] == "door.fault" for e in device_log(cloud).events.values()))
+
+
 def test_simulate_mode_brings_its_own_broker_and_cloud(tmp_path):
     from simulators.cloud import CloudSimulator, PrivateBroker
 
