@@ -412,17 +412,38 @@ class LockerService:
             audit(s, Actor.RESIDENT, "pickup_code", "accepted", target=parcel_id,
                   detail={"kiosk": kiosk_id}, clock=self._clock)
             return parcel_id
+        return self._count_failure(s, attempt, kiosk_id, now, "pickup_code")
+
+    def _count_failure(self, s: Session, attempt: CodeAttempt, kiosk_id: str, now: datetime,
+                       action: str) -> LockerError:
+        """A failed pickup attempt (wrong code, unrecognised eye) spends the kiosk's budget."""
         s.flush()
         wrong = self._wrong_attempts(s, kiosk_id, now)
         left = self._settings.wrong_code_limit - wrong
         if left <= 0:
             attempt.cooldown_until = now + timedelta(seconds=self._settings.wrong_code_cooldown_s)
-            audit(s, Actor.RESIDENT, "pickup_code", "wrong_cooldown_started", target=f"kiosk:{kiosk_id}",
+            audit(s, Actor.RESIDENT, action, "wrong_cooldown_started", target=f"kiosk:{kiosk_id}",
                   detail={"wrong_in_window": wrong}, clock=self._clock)
             return CoolingDown(int(self._settings.wrong_code_cooldown_s))
-        audit(s, Actor.RESIDENT, "pickup_code", "wrong", target=f"kiosk:{kiosk_id}",
+        audit(s, Actor.RESIDENT, action, "wrong", target=f"kiosk:{kiosk_id}",
               detail={"attempts_left": left}, clock=self._clock)
         return WrongCode(left)
+
+    def refuse_if_cooling_down(self, kiosk_id: str = "kiosk") -> None:
+        """Raise CoolingDown while this kiosk's pickup attempts are paused."""
+        with self._db.read() as s:
+            left = self._cooldown_left(s, kiosk_id, self._clock.now())
+        if left:
+            raise CoolingDown(left)
+
+    def record_failed_identification(self, kiosk_id: str, method: str) -> LockerError:
+        """An identification that named nobody (iris no match or near miss) counts like a
+        wrong code: repeated tries at one kiosk end in the same cooldown. Returns the refusal."""
+        with self._lock, self._db.write() as s:
+            now = self._clock.now()
+            attempt = CodeAttempt(kiosk_id=kiosk_id, ts=now, ok=False, cooldown_until=None)
+            s.add(attempt)
+            return self._count_failure(s, attempt, kiosk_id, now, f"pickup_{method}")
 
     def _cooldown_left(self, s: Session, kiosk_id: str, now: datetime) -> int:
         until = s.scalar(select(func.max(CodeAttempt.cooldown_until)).where(CodeAttempt.kiosk_id == kiosk_id))

@@ -195,3 +195,28 @@ def test_a_near_miss_at_the_screen_asks_for_the_code_and_opens_nothing(station: 
     assert attempt.result == "near_miss", attempt.detail
     assert reply.location.endswith("/pickup/") and not station.door_open(parcel["compartment"])
     assert "我们不能确定是您本人，请改为输入取件码。" in station.client.get("/pickup/").get_data(as_text=True)
+
+
+def test_repeated_strangers_at_the_iris_camera_pause_pickups_like_wrong_codes(station: Station) -> None:
+    """Faces and codes share one budget per kiosk: an impostor cannot keep trying either way."""
+    from edge.locker.errors import CoolingDown
+
+    parcel = station.deposit(RESIDENT_A[1])
+    enrol(station, RESIDENT_A[0])
+    limit = station.controller.settings.locker.wrong_code_limit
+
+    station.iris_camera.show_eye(synthetic_person("a-stranger"))
+    for _ in range(limit):
+        assert station.post("/iris/pickup").location.endswith("/pickup/")
+
+    station.iris_camera.show_eye(synthetic_person(RESIDENT_A[0]))  # even the right eye waits now
+    assert station.post("/iris/pickup").location.endswith("/pickup/")
+    assert not station.door_open(parcel["compartment"])
+    with pytest.raises(CoolingDown):
+        station.locker.pickup_with_code(parcel["pickup_code"], kiosk_id=station.controller.settings.mqtt.device_id)
+    results = [a.result for a in audits(station.controller.db, "pickup_iris")]
+    assert results == ["wrong"] * (limit - 1) + ["wrong_cooldown_started"]
+    assert len(audits(station.controller.db, "iris_identify")) == limit  # the paused try never looked
+
+    station.clock.advance(seconds=station.controller.settings.locker.wrong_code_cooldown_s + 1)
+    assert station.post("/iris/pickup").location.endswith(f"/pickup/door/{parcel['parcel_id']}")

@@ -54,19 +54,32 @@ def pickup() -> Any:
 
 @bp.post("/pickup")
 def pickup_look() -> Any:
+    from edge.locker.errors import CoolingDown
+
     iris = _iris_with_camera()
+    locker, kiosk_id = service("locker"), controller().settings.mqtt.device_id
+    try:
+        locker.refuse_if_cooling_down(kiosk_id)
+    except CoolingDown as exc:
+        flash(error_message(exc), "error")
+        return redirect(url_for("pickup.enter_code"))
     _simulate_eye(request.form.get("sim_person"))
     result = iris.identify_from_camera()
     if result.outcome == "quality":
         flash(_(QUALITY_WORDS[result.quality]), "error")
         return redirect(url_for("iris.pickup"))
+    if result.matched:
+        return _open_parcels_of(result.resident_id)
+    if result.outcome in ("near_miss", "no_match"):
+        refusal = locker.record_failed_identification(kiosk_id, "iris")
+        if isinstance(refusal, CoolingDown):
+            flash(error_message(refusal), "error")
+            return redirect(url_for("pickup.enter_code"))
     if result.outcome == "near_miss":
         flash(_("We are not sure it is you. Please type your pickup code instead."), "error")
-        return redirect(url_for("pickup.enter_code"))
-    if not result.matched:
+    else:
         flash(_("We did not recognise you. Please type your pickup code."), "error")
-        return redirect(url_for("pickup.enter_code"))
-    return _open_parcels_of(result.resident_id)
+    return redirect(url_for("pickup.enter_code"))
 
 
 def _open_parcels_of(resident_id: str) -> Any:
