@@ -75,6 +75,14 @@ class Topics:
         return topic[len(self.prefix) + len("/cmd/"):]
 
 
+
+def reconnect_delay(attempt: int, min_s: float, max_s: float,
+                    uniform: Callable[[float, float], float] = random.uniform) -> float:
+    """Capped exponential backoff with jitter: a fleet that lost its broker together does
+    not come back in step, and no box waits longer than max_s between tries."""
+    ceiling = min(max_s, min_s * 2 ** min(attempt, 16))
+    return uniform(ceiling / 2, ceiling)
+
 class Bridge:
     def __init__(self, settings: Settings, db: Database, router: CommandRouter, *, clock: Clock,
                  version: str, compartments: Callable[[], list[dict[str, Any]]] | None = None) -> None:
@@ -186,8 +194,7 @@ class Bridge:
         return established
 
     def _backoff(self, attempt: int) -> int:
-        ceiling = min(self._mqtt.reconnect_max_s, self._mqtt.reconnect_min_s * 2 ** min(attempt, 16))
-        self._stop.wait(random.uniform(ceiling / 2, ceiling))  # jitter: a fleet does not reconnect in step
+        self._stop.wait(reconnect_delay(attempt, self._mqtt.reconnect_min_s, self._mqtt.reconnect_max_s))
         return attempt + 1
 
     def _new_client(self) -> mqtt.Client:

@@ -228,3 +228,16 @@ def test_ping_reports_the_backlog(router, db, clock):
 def test_a_handler_name_without_a_schema_is_refused_at_wiring_time(db, clock):
     with pytest.raises(ValueError, match="no schema"):
         CommandRouter(db, clock).register("locker.explode", lambda data: None)
+
+
+def test_reconnect_delay_grows_then_stays_capped_and_is_jittered() -> None:
+    import random
+
+    from cloud_bridge.bridge import reconnect_delay
+
+    rng = random.Random(5)
+    delays = [[reconnect_delay(a, 0.5, 30.0, rng.uniform) for _ in range(200)] for a in range(12)]
+    assert all(0.25 <= d <= 0.5 for d in delays[0])
+    assert max(delays[3]) <= 4.0 and min(delays[3]) >= 2.0  # 0.5 * 2**3, jittered down to half
+    assert all(15.0 <= d <= 30.0 for row in delays[7:] for d in row)  # capped at max_s
+    assert len({round(d, 6) for d in delays[11]}) > 150  # jitter: no two boxes in step
