@@ -744,17 +744,19 @@ class LockerService:
             open_now = [n for n, st in self._live.items() if st.latch is Latch.OPEN]
             if not open_now:
                 return
+            alerted_and_open = False  # also true after a restart: the buzzer is not in the DB
             with self._db.write() as s:
                 for row in s.scalars(select(Compartment).where(
-                        Compartment.number.in_(open_now), Compartment.latch == "open",
-                        Compartment.left_open_alerted.is_(False))):
-                    if row.opened_at is not None and now - row.opened_at >= limit:
+                        Compartment.number.in_(open_now), Compartment.latch == "open")):
+                    if (not row.left_open_alerted and row.opened_at is not None
+                            and now - row.opened_at >= limit):
                         row.left_open_alerted = True
                         data = {"compartment": row.number,
                                 "open_s": round((now - row.opened_at).total_seconds(), 1)}
                         record_event(s, "door.left_open", data, clock=self._clock)
                         pending.add("door.left_open", data)
-            if pending.items and not self._alarm_sounding:
+                    alerted_and_open = alerted_and_open or row.left_open_alerted
+            if alerted_and_open and not self._alarm_sounding:
                 self._alarm_sounding = True
                 self._alarm(True)
         self._notify(pending)

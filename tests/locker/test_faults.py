@@ -49,6 +49,33 @@ def test_door_left_open_raises_event_and_sounds_buzzer_until_closed(tmp_path, si
         controller.stop()
 
 
+def test_a_restart_with_a_door_still_left_open_sounds_the_buzzer_again(tmp_path, sim, fake_clock, mock_pins):
+    settings = locker_settings(tmp_path / "data", sim.path, door_left_open_s=60)
+    settings.gpio.enabled = True
+    first = build_controller(settings, clock=fake_clock)
+    first.start()
+    try:
+        sim.open_door(0, 2)
+        wait_until(lambda: outbox(first.db, "door.opened"), what="door.opened")
+        fake_clock.advance(seconds=61)
+        wait_until(lambda: outbox(first.db, "door.left_open"), what="door.left_open")
+    finally:
+        first.stop()  # the power goes; the door is still hanging open
+
+    second = build_controller(settings, clock=fake_clock)
+    second.start()
+    try:
+        buzzer = mock_pins.pin(settings.gpio.buzzer_pin)
+        assert not buzzer.state  # the old process's buzzer went with it
+        fake_clock.advance(seconds=1)
+        wait_until(lambda: buzzer.state, what="buzzer on after restart")
+        assert len(outbox(second.db, "door.left_open")) == 1  # the same opening, not a new alert
+        sim.close_door(0, 2)
+        wait_until(lambda: not buzzer.state, what="buzzer off")
+    finally:
+        second.stop()
+
+
 def test_offline_board_reads_unknown_never_closed(controller, client, courier, sim):
     sim.set_offline(1)
     wait_until(lambda: client.get("/api/locker/compartments").json["compartments"][16]["state"] == "unknown",
