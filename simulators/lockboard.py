@@ -77,6 +77,7 @@ class LockBoardSimulator:
         self._pty: tuple[int, int] | None = None  # (master, slave) fds
         self._listener: socket.socket | None = None
         self._client: socket.socket | None = None
+        self.url: str | None = None  # what a driver opens, once started (PTY path or socket:// URL)
 
     # --- transport ------------------------------------------------------------------------
 
@@ -88,7 +89,8 @@ class LockBoardSimulator:
         tty.setraw(slave)
         self._pty = (master, slave)  # the slave fd stays open so the master never sees EIO
         self._start()
-        return os.ttyname(slave)
+        self.url = os.ttyname(slave)
+        return self.url
 
     def start_tcp(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve one TCP client at a time (a newer one replaces it); returns its socket:// URL."""
@@ -100,7 +102,8 @@ class LockBoardSimulator:
         self._listener = listener
         self._start()
         bound_host, bound_port = listener.getsockname()[:2]
-        return f"socket://{bound_host}:{bound_port}"
+        self.url = f"socket://{bound_host}:{bound_port}"
+        return self.url
 
     def stop(self) -> None:
         """Stop serving and close the port: a driver on it sees the device vanish."""

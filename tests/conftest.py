@@ -8,6 +8,7 @@ from edge.clock import FakeClock
 from edge.settings import Settings, load_settings
 from edge.storage import Database
 from tests.support.browser import launch_browser
+from simulators.lockboard import LockBoardSimulator
 from tests.support.mosquitto import Broker
 
 
@@ -51,3 +52,12 @@ def broker(tmp_path: Path) -> Broker:
 def browser():
     """Debian's Chromium through Playwright, one for the session (tests/support/browser.py)."""
     yield from launch_browser()
+
+
+@pytest.fixture
+def sim():
+    """A KR-CU16 bus simulator with boards 0 and 1, not yet serving: a test (or a narrower
+    fixture) starts it on a PTY or TCP; `sim.url` is then what a driver opens."""
+    simulator = LockBoardSimulator(boards=[0, 1])
+    yield simulator
+    simulator.stop()

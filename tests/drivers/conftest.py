@@ -17,13 +17,6 @@ BusFactory = Callable[..., KerongBus]
 
 
 @pytest.fixture
-def sim() -> Iterator[LockBoardSimulator]:
-    simulator = LockBoardSimulator(boards=[0, 1])
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture
 def sim_path(sim: LockBoardSimulator) -> str:
     return sim.start_pty()
 

@@ -50,11 +50,10 @@ def audits(db: Database, action: str | None = None) -> list[AuditEntry]:
 
 
 @pytest.fixture
-def sim() -> Iterator[LockBoardSimulator]:
-    simulator = LockBoardSimulator(boards=[0, 1])
-    simulator.path = simulator.start_pty()  # type: ignore[attr-defined]
-    yield simulator
-    simulator.stop()
+def sim(sim: LockBoardSimulator) -> LockBoardSimulator:
+    """The shared simulator (tests/conftest.py), serving on a PTY for the locker's tests."""
+    sim.start_pty()
+    return sim
 
 
 def locker_settings(data_dir: Path, url: str, **locker: Any) -> Settings:
@@ -76,7 +75,7 @@ def fake_clock() -> FakeClock:
 @pytest.fixture
 def controller(tmp_path: Path, sim: LockBoardSimulator, fake_clock: FakeClock,
                locker_overrides: dict[str, Any]) -> Iterator[Controller]:
-    settings = locker_settings(tmp_path / "data", sim.path, **locker_overrides)  # type: ignore[attr-defined]
+    settings = locker_settings(tmp_path / "data", sim.url, **locker_overrides)
     built = build_controller(settings, clock=fake_clock)
     built.start()
     yield built

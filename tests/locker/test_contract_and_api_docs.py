@@ -54,7 +54,7 @@ def test_every_locker_route_is_documented(tmp_path, sim, fake_clock):
     from edge.app import build_controller
     from tests.locker.conftest import locker_settings
 
-    settings = locker_settings(tmp_path / "data", sim.path)
+    settings = locker_settings(tmp_path / "data", sim.url)
     settings.simulate = True  # registers the simulator routes too (with a serial URL: no own simulator)
     controller = build_controller(settings, clock=fake_clock)
     try:

@@ -24,7 +24,7 @@ def mock_pins():
 
 
 def test_door_left_open_raises_event_and_sounds_buzzer_until_closed(tmp_path, sim, fake_clock, mock_pins):
-    settings = locker_settings(tmp_path / "data", sim.path, door_left_open_s=60)
+    settings = locker_settings(tmp_path / "data", sim.url, door_left_open_s=60)
     settings.gpio.enabled = True  # gpiozero's default factory: the MockFactory installed above
     controller = build_controller(settings, clock=fake_clock)
     controller.start()
@@ -50,7 +50,7 @@ def test_door_left_open_raises_event_and_sounds_buzzer_until_closed(tmp_path, si
 
 
 def test_a_restart_with_a_door_still_left_open_sounds_the_buzzer_again(tmp_path, sim, fake_clock, mock_pins):
-    settings = locker_settings(tmp_path / "data", sim.path, door_left_open_s=60)
+    settings = locker_settings(tmp_path / "data", sim.url, door_left_open_s=60)
     settings.gpio.enabled = True
     first = build_controller(settings, clock=fake_clock)
     first.start()
@@ -97,7 +97,7 @@ def test_offline_board_reads_unknown_never_closed(controller, client, courier, s
 
 
 def test_reconcile_after_restart_completes_what_happened_while_down(tmp_path, sim, fake_clock):
-    settings = locker_settings(tmp_path / "data", sim.path)
+    settings = locker_settings(tmp_path / "data", sim.url)
     controller = build_controller(settings, clock=fake_clock)
     controller.start()
     from edge.kiosk_ui import create_app

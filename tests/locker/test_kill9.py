@@ -84,7 +84,7 @@ class ControllerProcess:
 
 def test_kill_9_with_the_door_open_loses_nothing(tmp_path, sim):
     data_dir = tmp_path / "data"
-    controller = ControllerProcess(data_dir, sim.path).start()
+    controller = ControllerProcess(data_dir, sim.url).start()
     try:
         token = controller.login()
         status, deposit = http(controller.port, "POST", "/api/locker/deposits",

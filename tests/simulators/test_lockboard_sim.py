@@ -27,13 +27,6 @@ ALL_LATCHED_EMPTY = bytes.fromhex("02 00 35 FF FF 00 00 03 38")
 
 
 @pytest.fixture
-def sim() -> Iterator[LockBoardSimulator]:
-    simulator = LockBoardSimulator(boards=[0, 1])
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture
 def line(sim: LockBoardSimulator) -> Iterator[serial.SerialBase]:
     port = serial.serial_for_url(sim.start_pty(), baudrate=19200, timeout=0.3)
     yield port
