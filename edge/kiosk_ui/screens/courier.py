@@ -25,27 +25,25 @@ def identify() -> Any:
 
 @bp.post("/")
 def identify_submit() -> Any:
-    from edge.locker.errors import LockerError
-
-    try:
-        session["courier_id"] = service("locker").courier_for_code(request.form.get("courier_code", ""))
-    except LockerError as exc:
-        flash(error_message(exc), "error")
-        return redirect(url_for("courier.identify"))
-    return redirect(url_for("courier.waybill"))
+    return _log_in(request.form.get("courier_code", ""))
 
 
 @bp.post("/scan")
 def identify_by_badge() -> Any:
     """A courier badge read by the QR scanner carries the courier code."""
-    from edge.locker.errors import LockerError
-
     code = hub().take_scan()
     if code is None:
         flash(_("No code was scanned. Please hold your code under the scanner."), "error")
         return redirect(url_for("courier.identify"))
+    return _log_in(code)
+
+
+def _log_in(courier_code: str) -> Any:
+    """Typed or scanned, a courier code opens the courier's session or says why not."""
+    from edge.locker.errors import LockerError
+
     try:
-        session["courier_id"] = service("locker").courier_for_code(code)
+        session["courier_id"] = service("locker").courier_for_code(courier_code)
     except LockerError as exc:
         flash(error_message(exc), "error")
         return redirect(url_for("courier.identify"))
