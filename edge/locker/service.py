@@ -744,18 +744,25 @@ class LockerService:
             open_now = [n for n, st in self._live.items() if st.latch is Latch.OPEN]
             if not open_now:
                 return
-            alerted_and_open = False  # also true after a restart: the buzzer is not in the DB
-            with self._db.write() as s:
-                for row in s.scalars(select(Compartment).where(
-                        Compartment.number.in_(open_now), Compartment.latch == "open")):
-                    if (not row.left_open_alerted and row.opened_at is not None
-                            and now - row.opened_at >= limit):
+            # Read first: this runs on every poll while a door is open, and most passes have
+            # nothing to record, so they need not take the database's write lock.
+            with self._db.read() as s:
+                rows = s.execute(select(Compartment.number, Compartment.opened_at,
+                                        Compartment.left_open_alerted).where(
+                    Compartment.number.in_(open_now), Compartment.latch == "open")).all()
+            due = [number for number, opened_at, alerted in rows
+                   if not alerted and opened_at is not None and now - opened_at >= limit]
+            if due:
+                with self._db.write() as s:
+                    for row in s.scalars(select(Compartment).where(
+                            Compartment.number.in_(due), Compartment.left_open_alerted.is_(False))):
                         row.left_open_alerted = True
                         data = {"compartment": row.number,
                                 "open_s": round((now - row.opened_at).total_seconds(), 1)}
                         record_event(s, "door.left_open", data, clock=self._clock)
                         pending.add("door.left_open", data)
-                    alerted_and_open = alerted_and_open or row.left_open_alerted
+            # Also true after a restart: the buzzer's state is not in the database.
+            alerted_and_open = bool(due) or any(alerted for _, _, alerted in rows)
             if alerted_and_open and not self._alarm_sounding:
                 self._alarm_sounding = True
                 self._alarm(True)
