@@ -55,8 +55,8 @@ def build_controller(settings: Settings, *, clock: Clock | None = None) -> Contr
     db.upgrade()
     settings = apply_stored_overrides(settings, db)  # what the cloud set with config.set
     controller = Controller(settings=settings, db=db, clock=clock or SystemClock())
-    _build_locker(controller)
     _build_community(controller)
+    _build_locker(controller)
     _build_identity(controller)
     _build_bridge(controller)
     return controller
@@ -66,6 +66,9 @@ def _build_locker(controller: Controller) -> None:
     """The parcel locker: bus (or, in simulate mode, an in-process simulator on a PTY),
     buzzer, key files, service, door monitor and minute jobs. No serial URL and no
     --simulate: this box has no locker. Raises BusBusy when another process owns the bus."""
+    from functools import partial
+
+    from edge.community.residents import phone_hash
     from edge.drivers.lockboard import BusError, open_lockboard_bus
     from edge.identity.keys import load_or_create_key
     from edge.identity.tokens import PickupTokenCodec
@@ -130,17 +133,21 @@ def _build_locker(controller: Controller) -> None:
     if settings.simulate and not locker.couriers:
         locker.couriers = {"000000": "demo-courier"}  # so a person can try the courier screens
     # The live settings object, not a copy: config.set changes thresholds in place.
-    service = LockerService(controller.db, bus, locker.layout(), controller.clock, secret, tokens,
-                            alarm, locker, site_id=settings.mqtt.site_id)
+    residents = controller.services.get("residents")  # built first: parcels filed by phone hash
+    service = LockerService(
+        db=controller.db, bus=bus, layout=locker.layout(), clock=controller.clock, box_secret=secret,
+        pickup_tokens=tokens, alarm=alarm, settings=locker,
+        phone_hash=partial(phone_hash, settings.mqtt.site_id),
+        resident_phone_hash=residents.phone_hash_of if residents is not None else None)
     if simulator is not None:
-        from edge.locker.demo import DemoHand
+        from simulators.demo_hand import DemoHand
 
         service.subscribe(DemoHand(simulator, service))
     controller.services["locker"] = service
     controller.services["locker_diagnostics"] = LockerDiagnostics(service, bus, controller.db,
                                                                   settings.keys_dir)
     controller.components.append(LockerRuntime(
-        service, bus, bus_lock, DoorMonitor(service, locker.poll_interval_s), LockerJobs(service),
+        service, bus, bus_lock, DoorMonitor(service.doors, locker.poll_interval_s), LockerJobs(service),
         cleanups))
 
 
@@ -213,8 +220,6 @@ def _build_identity(controller: Controller) -> None:
                        iris_camera, station=settings.mqtt.device_id)
     services["iris"] = iris
     controller.components.append(iris)
-    if "locker" in services and "residents" in services:
-        services["locker"].resident_phone_hash = services["residents"].phone_hash_of
 
 
 @dataclass

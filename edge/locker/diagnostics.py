@@ -11,7 +11,8 @@ from sqlalchemy import select, text
 
 from edge.clock import iso_utc
 from edge.drivers.lockboard.base import BoardStatus, BusError, LockBoardBus
-from edge.locker.service import LockerService, redact_event
+from edge.locker.doors import redact_event
+from edge.locker.service import LockerService
 from edge.storage import AuditEntry, Database, OutboxEvent
 
 MIN_FREE_DISK_BYTES = 200 * 1024 * 1024

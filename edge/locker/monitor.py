@@ -5,6 +5,7 @@ import threading
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from edge.locker.doors import Doors
 from edge.locker.service import LockerService
 from edge.logs import get_logger
 
@@ -12,11 +13,12 @@ log = get_logger("edge.locker.monitor")
 
 
 class DoorMonitor:
-    """Polls every board each `interval_s` and hands the reads to the service, which diffs
-    them against what it last saw (door.opened / door.closed, deposits, pickups, left-open)."""
+    """Owns polling: reads every board each `interval_s` and hands the reads to the shared
+    door state, which diffs them against what it last saw (door.opened / door.closed,
+    deposits, pickups), then runs the left-open check."""
 
-    def __init__(self, service: LockerService, interval_s: float) -> None:
-        self._service = service
+    def __init__(self, doors: Doors, interval_s: float) -> None:
+        self._doors = doors
         self._interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -35,10 +37,18 @@ class DoorMonitor:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._service.poll()
+                self.poll_once()
             except Exception:  # one bad pass (disk full, odd reply) must not end door watching
                 log.exception("door_poll_failed")
             self._stop.wait(self._interval_s)
+
+    def poll_once(self) -> None:
+        """One pass: read every board, apply what changed, then the left-open timer. A read
+        that overlapped an unlock (the generation moved on) is dropped by the door state."""
+        for board in self._doors.boards:
+            generation = self._doors.generation
+            self._doors.apply_board_status(self._doors.read(board), generation)
+        self._doors.check_doors_left_open()
 
 
 class LockerJobs:

@@ -6,6 +6,7 @@ import pytest
 
 from edge.locker.errors import CoolingDown, NotFound, WrongCode
 from edge.locker.monitor import LockerJobs
+from edge.community.models import ResidentRow
 from edge.community.residents import phone_hash
 from tests.locker.conftest import PHONE, audits, outbox, start_deposit, wait_until
 from tests.locker.test_pickup import deposit_parcel
@@ -17,8 +18,10 @@ def test_identified_resident_gets_every_parcel_door_opened(controller, client, c
     locker = controller.services["locker"]
     first, one = deposit_parcel(controller, client, courier, sim, size="S")
     second, two = deposit_parcel(controller, client, courier, sim, size="M")
-    assert locker.pickups_for_resident("r-1") == []  # no identity part wired: nothing opens
-    locker.resident_phone_hash = {"r-1": phone_hash(controller.settings.mqtt.site_id, PHONE)}.get
+    assert locker.pickups_for_resident("r-1") == []  # r-1 not synced yet: nothing opens
+    with controller.db.write() as s:  # what the platform's resident sync writes
+        s.add(ResidentRow(resident_id="r-1", name_masked="Z*", phone_masked="138****5678",
+                          phone_hash=phone_hash(controller.settings.mqtt.site_id, PHONE)))
     views = locker.pickups_for_resident("r-1")
     assert sorted(v.compartment for v in views) == sorted([one["compartment"], two["compartment"]])
     assert sim.is_open(first.board, first.lock) and sim.is_open(second.board, second.lock)
