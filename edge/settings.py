@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from edge.drivers.lockboard.kerong import REPLY_TIMEOUT_S
+
 DEFAULT_CONFIG_FILE = Path("/etc/edge/edge.toml")
 LOCKS_PER_BOARD = 16
 Size = Literal["S", "M", "L"]
@@ -66,7 +68,7 @@ class LockerSettings(_Section):
     boards: Annotated[list[int], NoDecode] = [0, 1]
     closed_bit: Literal[0, 1] = 1
     baudrate: int = 19200
-    reply_timeout_s: float = Field(0.25, gt=0)
+    reply_timeout_s: float = Field(REPLY_TIMEOUT_S, gt=0)  # the driver's default
     unlock_gap_s: float = Field(0.1, ge=0)
     rs485_rts: bool = False
     # Firmware that echo a status frame after an unlock: listen this long before speaking

@@ -13,7 +13,7 @@ from .base import (
     LockState,
     UnlockResult,
 )
-from .kerong import KerongBus, KerongSettings
+from .kerong import REPLY_TIMEOUT_S, KerongBus, KerongSettings
 
 __all__ = [
     "LOCKS_PER_BOARD",
@@ -36,7 +36,7 @@ def open_lockboard_bus(
     boards: list[int] | int,
     closed_bit: int = 1,
     baudrate: int = 19200,
-    reply_timeout_s: float = 0.1,
+    reply_timeout_s: float = REPLY_TIMEOUT_S,
     unlock_gap_s: float = 0.1,
     rs485_rts: bool = False,
     **tuning: Any,

@@ -34,6 +34,11 @@ from .protocol import (
 
 log = logging.getLogger("edge.drivers.lockboard")
 
+# How long to wait for a board's reply. The one default: LockerSettings and
+# open_lockboard_bus use it too. A USB RS-485 adapter adds up to ~20 ms of latency to the
+# 4.7 ms reply frame, and a missed reply costs a whole retry, so it is roomy.
+REPLY_TIMEOUT_S = 0.25
+
 # Only a stuck owner thread gets near this: the longest queue of real work is far shorter.
 CALL_TIMEOUT_S = 30.0
 
@@ -44,7 +49,7 @@ class KerongSettings:
     boards: tuple[int, ...]  # board addresses on this bus
     closed_bit: int = 1  # latch bit value that means "latched closed"
     baudrate: int = 19200
-    reply_timeout_s: float = 0.1
+    reply_timeout_s: float = REPLY_TIMEOUT_S
     unlock_gap_s: float = 0.1  # between unlock pulses: a shared supply sags otherwise
     rs485_rts: bool = False  # let the kernel drive RTS for the transceiver direction
     status_attempts: int = 3

@@ -11,11 +11,10 @@ from flask_babel import gettext as _
 
 from edge.kiosk_ui.screens.common import controller, error_message, service
 from edge.kiosk_ui.screens.live import hub
+from edge.locker.deposits import SIZES, WAYBILL_MAX
 from edge.privacy import InvalidPhone, mask_phone, normalise_phone
 
 bp = Blueprint("courier", __name__, url_prefix="/courier")
-SIZES = ("S", "M", "L")
-WAYBILL_MAX = 64  # as the locker accepts
 
 
 @bp.get("/")

@@ -10,9 +10,9 @@ from flask_babel import ngettext
 
 from edge.kiosk_ui.screens.common import controller, error_message, service
 from edge.kiosk_ui.screens.live import hub, show_to_simulated_camera
+from edge.locker.codes import CODE_DIGITS
 
 bp = Blueprint("pickup", __name__, url_prefix="/pickup")
-CODE_DIGITS = 8
 
 
 @bp.get("/")
