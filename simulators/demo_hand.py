@@ -23,6 +23,8 @@ class CompartmentLocations(Protocol):
 
 
 class DemoHand:
+    """A locker subscriber that puts an item in or takes it out of the simulated compartment."""
+
     def __init__(self, simulator: LockBoardSimulator, locations: CompartmentLocations) -> None:
         self._simulator = simulator
         self._locations = locations

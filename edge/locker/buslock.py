@@ -16,6 +16,8 @@ class BusBusy(Exception):
 
 
 class BusLock:
+    """Owns the exclusive flock on the port lock file: taken, or BusBusy; released once."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None

@@ -15,6 +15,8 @@ _CODE_SHAPE = re.compile(rf"^\d{{{CODE_DIGITS}}}$")
 
 
 class PickupCodes:
+    """Owns the box secret: new pickup codes and their keyed digests."""
+
     def __init__(self, box_secret: bytes) -> None:
         if len(box_secret) < 16:
             raise ValueError("the box secret must be at least 16 bytes")

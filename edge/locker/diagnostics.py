@@ -20,6 +20,8 @@ KEY_FILES = ("pickup_code.key", "pickup_token.key")
 
 
 class LockerDiagnostics:
+    """Owns nothing: reads doors, boards, storage and keys for `edge diag` and its HTTP twin."""
+
     def __init__(self, service: LockerService, bus: LockBoardBus, db: Database, keys_dir: Path) -> None:
         self._service = service
         self._bus = bus

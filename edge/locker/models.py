@@ -15,6 +15,8 @@ from edge.storage.models import Base
 
 
 class Compartment(Base):
+    """One compartment as the database last saw it: place on the bus, size, latch, fault."""
+
     __tablename__ = "locker_compartment"
 
     number: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -55,6 +57,8 @@ class Deposit(Base):
 
 
 class Parcel(Base):
+    """A parcel stored by a deposit, until collected or returned; its code only as a keyed hash."""
+
     __tablename__ = "locker_parcel"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -109,6 +113,8 @@ class CodeAttempt(Base):
 
 
 class UsedPickupToken(Base):
+    """A pickup QR token that has opened its door, so it never opens one again."""
+
     __tablename__ = "locker_used_token"
 
     token_id: Mapped[str] = mapped_column(String(32), primary_key=True)

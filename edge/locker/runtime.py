@@ -17,6 +17,8 @@ log = get_logger("edge.locker")
 
 @dataclass
 class LockerRuntime:
+    """Owns the locker's running parts and their order: reconcile, monitor, jobs; the bus last."""
+
     service: LockerService
     bus: LockBoardBus
     bus_lock: BusLock

@@ -13,6 +13,8 @@ LIVE_PARCEL_STATES = ("stored", "pickup_open", "return_open")
 
 @dataclass(frozen=True)
 class DepositView:
+    """A deposit as adapters show it: no phone, no code."""
+
     deposit_id: str
     compartment: int
     size: str
@@ -26,6 +28,8 @@ class DepositView:
 
 @dataclass(frozen=True)
 class PickupView:
+    """A pickup or return door operation as adapters show it."""
+
     pickup_id: str
     parcel_id: str
     compartment: int
