@@ -95,11 +95,12 @@ class Deposits:
                 deposit = find_deposit(s, deposit_id)
                 if deposit.state not in LIVE_DEPOSIT_STATES:
                     raise WrongState(f"this deposit is already {deposit.state}")
-                end_deposit(deposit, "cancelled", "cancelled by the courier; take the item out and close the door",
-                            doors.clock.now())
+                end_deposit(deposit, "cancelled",
+                            "cancelled by the courier; take the item out and close the door", doors.clock.now())
                 audit(s, Actor.COURIER, "deposit_cancel", "ok", actor_id=deposit.courier_id,
                       target=deposit.id, detail={"compartment": deposit.compartment}, clock=doors.clock)
-                pending.add("deposit.cancelled", {"deposit_id": deposit.id, "compartment": deposit.compartment})
+                pending.add("deposit.cancelled",
+                            {"deposit_id": deposit.id, "compartment": deposit.compartment})
                 view = deposit_view(deposit)
         doors.notify(pending)
         return view
@@ -194,8 +195,8 @@ class Deposits:
             if state.item:
                 self._confirm(s, deposit, pending)
             elif deposit.state != "empty_closed":
-                end_deposit(deposit, "empty_closed", "the door closed but no item was seen; reopen it or cancel",
-                            self._doors.clock.now())
+                end_deposit(deposit, "empty_closed",
+                            "the door closed but no item was seen; reopen it or cancel", self._doors.clock.now())
                 pending.add("deposit.empty_closed", {"deposit_id": deposit.id, "compartment": row.number})
             return True
         if deposit is not None and deposit.state == "opening" and state.latch is Latch.OPEN:
