@@ -20,7 +20,7 @@ WAYBILL_MAX = 64  # as the locker accepts
 
 @bp.get("/")
 def identify() -> Any:
-    return render_template("courier_identify.html", can_scan="qr_scanner" in controller().services)
+    return render_template("courier_identify.html", can_scan=controller().services.qr_scanner is not None)
 
 
 @bp.post("/")
