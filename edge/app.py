@@ -168,6 +168,7 @@ def _build_community(controller: Controller) -> None:
 
     from edge.community import (ActivityService, BookingService, CatalogueService,
                                 FeedbackService, RequestService, ResidentDirectory)
+    from edge.handoffs import resident_token_check
     from edge.identity.tokens import ResidentTokenVerifier
     from edge.settings import SettingsError
 
@@ -185,7 +186,8 @@ def _build_community(controller: Controller) -> None:
         simulation.seed_catalogue(catalogue, clock.now(), tz, settings.mqtt.site_id)
     services = controller.services
     services.catalogue = catalogue
-    services.residents = ResidentDirectory(db, clock, settings.mqtt.site_id, verifier)
+    services.residents = ResidentDirectory(db, clock, settings.mqtt.site_id,
+                                           resident_token_check(verifier) if verifier else None)
     services.bookings = BookingService(db, catalogue, clock)
     services.activities = ActivityService(db, catalogue, clock)
     services.requests = RequestService(db, clock, settings.community.emergency_callback_minutes)
@@ -275,6 +277,7 @@ def _build_bridge(controller: Controller) -> None:
 
     from cloud_bridge import Bridge, CommandRouter, ConfigCommand
     from cloud_bridge.commands import ping_handler
+    from edge.handoffs import open_remote
     from edge.storage import outbox
 
     settings, db, clock, services = controller.settings, controller.db, controller.clock, controller.services
@@ -298,23 +301,13 @@ def _build_bridge(controller: Controller) -> None:
         router.register("booking.decision", lambda data: bookings.decide(
             data["booking_id"], data["decision"] == "approved", data.get("reason")))
     if locker is not None:
-        router.register("locker.open", lambda data: _open_remote(locker, data))
+        router.register("locker.open", lambda data: open_remote(locker, data))
     bridge = Bridge(settings, db, router, clock=clock, version=software,
                     compartments=locker.snapshot if locker is not None else None)
     if locker is not None:
         locker.subscribe(bridge.compartments_changed)
     services.bridge = bridge
     controller.components.append(bridge)
-
-
-def _open_remote(locker: Any, data: dict[str, Any]) -> dict[str, Any]:
-    """A remote open the status did not confirm is a failed command for the operator, not ok."""
-    from edge.locker.errors import DoorDidNotOpen
-
-    result = locker.open_remote(data["compartment"], data["operator"], data["reason"])
-    if not result["opened"]:
-        raise DoorDidNotOpen(f"compartment {result['compartment']} did not open: {result['error']}")
-    return result
 
 
 def _build_live(controller: Controller) -> None:
