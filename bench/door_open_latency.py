@@ -53,7 +53,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def wait_closed(controller: object, number: int) -> None:
-    locker = controller.services["locker"]  # type: ignore[attr-defined]
+    locker = controller.services.locker  # type: ignore[attr-defined]
     deadline = time.monotonic() + 5
     while locker.snapshot()[number - 1]["latch"] != "closed":
         if time.monotonic() > deadline:

@@ -73,7 +73,7 @@ class Station:
 
     def parcel_code(self) -> str:
         """Deposit a parcel through the locker service; its pickup code from the outbox."""
-        locker = self.controller.services["locker"]
+        locker = self.controller.services.locker
         view = locker.start_deposit("bench-courier", f"SF{time.time_ns()}", "13912345678", "S")
         spec = locker.compartment_location(view.compartment)
         self.simulator.set_item(spec.board, spec.lock, True)
@@ -89,12 +89,12 @@ class Station:
             return event.data["pickup_code"]
 
     def empty_door(self, number: int) -> None:
-        spec = self.controller.services["locker"].compartment_location(number)
+        spec = self.controller.services.locker.compartment_location(number)
         self.simulator.set_item(spec.board, spec.lock, False)
         self.simulator.close_door(spec.board, spec.lock)
 
     def close(self) -> None:
-        self.app.extensions["kiosk_live"].stop()
+        self.app.extensions["edge"].services.live.stop()
         self.server.task_dispatcher.shutdown(timeout=5)
         self.server.close()
         self.controller.stop()

@@ -13,16 +13,12 @@ exception), `pump` (fill the window from SQLite, settle PUBACKs, publish state, 
 """
 from __future__ import annotations
 
-import json
 import queue
-import sqlite3
 import random
 import ssl
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cloud_bridge.commands import REPLY_TYPE, CommandRouter, Route, to_plain
+from cloud_bridge.envelope import Envelopes
 from cloud_bridge.models import ProcessedCommand
 from edge.clock import Clock, iso_utc
 from edge.logs import get_logger
@@ -49,15 +46,7 @@ ACK_FLUSH_S = 0.02  # ... or after this long
 REFILL_FRACTION = 4  # refill once this fraction of the window is free
 PROCESSED_COMMANDS_KEPT = timedelta(days=30)
 
-# Rows of class `priority` up to `seq` are skipped inside SQLite (ADR 0037): the pump has
-# sent them all in this session, so they are in flight, acknowledged or published.
-_PENDING_SQL = (
-    "SELECT o.seq, o.message_id, o.type, o.ts, o.data, r.topic, r.correlation_data, o.priority "
-    "FROM outbox o LEFT JOIN bridge_reply_route r ON r.seq = o.seq "
-    "WHERE o.published_at IS NULL AND NOT (o.priority = ? AND o.seq <= ?) "
-    "ORDER BY o.priority, o.seq LIMIT ?"
-)
-_NOTHING_SENT = (-1, 0)
+_NOTHING_SENT = outbox.NOTHING_SENT
 
 
 class Topics:
@@ -95,9 +84,7 @@ class Bridge:
         self._started_at = iso_utc(clock.now())
         self._compartments = compartments
         self.topics = Topics(self._mqtt.site_id, self._mqtt.device_id)
-        self._head = {"site_id": self._mqtt.site_id, "device_id": self._mqtt.device_id}
-        self._event_tail = (f',"site_id":{json.dumps(self._mqtt.site_id)}'
-                            f',"device_id":{json.dumps(self._mqtt.device_id)},"data":')
+        self._envelopes = Envelopes(self._mqtt.site_id, self._mqtt.device_id)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._closing = threading.Event()
@@ -107,7 +94,7 @@ class Bridge:
         self._commands: queue.Queue[tuple[mqtt.Client, mqtt.MQTTMessage]] = queue.Queue(maxsize=1000)
         self._inflight: dict[int, int] = {}  # mid -> seq; pump thread only
         self._inflight_client: mqtt.Client | None = None
-        self._sent_up_to = _NOTHING_SENT  # (priority, seq): see _PENDING_SQL; pump thread only
+        self._sent_up_to = _NOTHING_SENT  # (priority, seq): see outbox.pending_rows; pump thread only
         self._held: dict[int, float] = {}  # seq -> monotonic time to retry a refused publish
         self._acked: list[int] = []  # PUBACKed, to be marked published in the next batch
         self._acked_since: float | None = None
@@ -336,7 +323,7 @@ class Bridge:
         now = time.monotonic()
         self._held = {seq: until for seq, until in self._held.items() if until > now}
         busy = set(self._inflight.values()) | set(self._held) | set(self._acked)
-        with self._pending_rows(room + len(busy)) as rows:
+        with outbox.pending_rows(self._db, self._sent_up_to, room + len(busy)) as rows:
             for row in rows:
                 if row[0] in busy:
                     continue
@@ -350,37 +337,16 @@ class Bridge:
                 if room == 0:
                     break
 
-    @contextmanager
-    def _pending_rows(self, limit: int) -> Iterator[sqlite3.Cursor]:
-        """Unpublished rows in sending order, on a raw sqlite3 cursor: stepped only as far as
-        the window has room, with no SQLAlchemy row processing on the hot path."""
-        connection = self._db.reader.raw_connection()
-        try:
-            cursor = connection.driver_connection.execute(  # type: ignore[union-attr]
-                _PENDING_SQL, (*self._sent_up_to, limit))
-            try:
-                yield cursor
-            finally:
-                cursor.close()
-        finally:
-            connection.close()
-
     def _encode(self, row: Any) -> tuple[str, str, Properties | None]:
         seq, message_id, type_, ts, data, route_topic, correlation, *_priority = row
-        ts_wire = f"{ts[:10]}T{ts[11:23]}Z"  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' UTC
         if type_ != REPLY_TYPE:
-            payload = (f'{{"message_id":"{message_id}","seq":{seq},"type":{json.dumps(type_)},'
-                       f'"ts":"{ts_wire}"{self._event_tail}{data}}}')
-            return self.topics.event(type_), payload, None
-        body = json.loads(data)
-        result = body.pop("result", {})
-        envelope = {"message_id": message_id, "seq": seq, "type": type_, "ts": ts_wire,
-                    **self._head, **body, "data": result}
+            return self.topics.event(type_), self._envelopes.event(message_id, seq, type_, ts, data), None
         properties = None
         if correlation is not None:
             properties = Properties(PacketTypes.PUBLISH)
             properties.CorrelationData = bytes(correlation)
-        return route_topic or self.topics.reply, json.dumps(envelope, ensure_ascii=False), properties
+        payload = self._envelopes.reply(message_id, seq, type_, ts, data)
+        return route_topic or self.topics.reply, payload, properties
 
     def _publish_compartments(self, client: mqtt.Client) -> None:
         if self._compartments is None or self._state_due is None or time.monotonic() < self._state_due:
@@ -392,9 +358,8 @@ class Bridge:
             self._state_due = time.monotonic() + 2.0
             return
         self._state_due = None
-        message = {"message_id": str(uuid.uuid4()), "type": "state.compartments",
-                   "ts": iso_utc(self._clock.now()), **self._head, "data": {"compartments": snapshot}}
-        info = client.publish(self.topics.compartments, json.dumps(message, ensure_ascii=False),
+        message = self._envelopes.message("state.compartments", self._clock.now(), {"compartments": snapshot})
+        info = client.publish(self.topics.compartments, message,
                               qos=1, retain=True)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._state_due = time.monotonic() + STATE_DEBOUNCE_S
@@ -410,9 +375,8 @@ class Bridge:
             log.info("outbox_pruned", published_rows=deleted)
 
     def _status(self, online: bool) -> str:
-        return json.dumps({"message_id": str(uuid.uuid4()), "type": "status", "ts": iso_utc(self._clock.now()),
-                           **self._head, "data": {"online": online, "version": self._version,
-                                                  "started_at": self._started_at}})
+        return self._envelopes.message("status", self._clock.now(), {
+            "online": online, "version": self._version, "started_at": self._started_at})
 
     # -- commands thread ---------------------------------------------------------------
     def _command_loop(self) -> None:

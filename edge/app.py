@@ -1,51 +1,36 @@
 """The composition root: everything the controller runs is built here, from Settings.
 
 Nothing else in the code base constructs services, drivers or adapters from settings;
-tests call `build_controller` with their own settings to get the same wiring.
+tests call `build_controller` with their own settings to get the same wiring, and
+`edge diag` opens the locker through `local_locker_diagnostics`. Simulate mode's devices
+and demo data come from one `Simulation` (edge/simulation.py), built only in simulate mode.
 """
 from __future__ import annotations
 
 import signal
-import threading
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from edge.clock import Clock, SystemClock
+from edge.controller import Component, Controller, Services
 from edge.logs import get_logger
 from edge.settings import Settings
+from edge.simulation import Simulation
 from edge.storage import Database
 
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from edge.drivers.gpio import StationIO
+    from edge.locker.diagnostics import LockerDiagnostics
+    from edge.locker.runtime import LockerRuntime
+
+__all__ = ["Component", "Controller", "Services", "Simulation", "build_controller", "build_web_app",
+           "local_locker_diagnostics", "serve"]
+
 log = get_logger("edge.app")
-
-
-class Component(Protocol):
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-
-
-@dataclass
-class Controller:
-    settings: Settings
-    db: Database
-    clock: Clock
-    services: dict[str, Any] = field(default_factory=dict)  # domain services by name
-    components: list[Component] = field(default_factory=list)  # started in order, stopped reversed
-    _stopped: threading.Event = field(default_factory=threading.Event)
-
-    def start(self) -> None:
-        for component in self.components:
-            component.start()
-
-    def stop(self) -> None:
-        if self._stopped.is_set():
-            return
-        self._stopped.set()
-        for component in reversed(self.components):
-            try:
-                component.stop()
-            except Exception:  # keep stopping the rest: a stuck part must not hold the others
-                log.exception("component_stop_failed", component=type(component).__name__)
-        self.db.dispose()
 
 
 def build_controller(settings: Settings, *, clock: Clock | None = None) -> Controller:
@@ -54,18 +39,42 @@ def build_controller(settings: Settings, *, clock: Clock | None = None) -> Contr
     db = Database(settings.database_path)
     db.upgrade()
     settings = apply_stored_overrides(settings, db)  # what the cloud set with config.set
-    controller = Controller(settings=settings, db=db, clock=clock or SystemClock())
-    _build_community(controller)
-    _build_locker(controller)
+    controller = Controller(settings=settings, db=db, clock=clock or SystemClock(),
+                            simulation=Simulation() if settings.simulate else None)
+    _build_community(controller)  # first: the locker files parcels by the residents' phone hash
+    build_locker(controller)
     _build_identity(controller)
     _build_bridge(controller)
+    _build_live(controller)
     return controller
 
 
-def _build_locker(controller: Controller) -> None:
+@contextmanager
+def local_locker_diagnostics(settings: Settings) -> Iterator[LockerDiagnostics]:
+    """The locker's diagnostics over a bus this process opens itself (`edge diag` while no
+    controller runs); bus and port lock released on exit. Raises BusBusy when another
+    process owns the bus, LookupError when this box has no locker."""
+    db = Database(settings.database_path)
+    try:
+        db.upgrade()
+        controller = Controller(settings=settings, db=db, clock=SystemClock(),
+                                simulation=Simulation() if settings.simulate else None)
+        runtime = build_locker(controller)
+        if runtime is None or controller.services.locker_diagnostics is None:
+            raise LookupError("no lock-board bus is configured (set locker.serial_url)")
+        try:
+            yield controller.services.locker_diagnostics
+        finally:
+            runtime.release()
+    finally:
+        db.dispose()
+
+
+def build_locker(controller: Controller) -> LockerRuntime | None:
     """The parcel locker: bus (or, in simulate mode, an in-process simulator on a PTY),
-    buzzer, key files, service, door monitor and minute jobs. No serial URL and no
-    --simulate: this box has no locker. Raises BusBusy when another process owns the bus."""
+    buzzer, key files, service, door monitor and minute jobs; its runtime, also appended
+    to the components. No serial URL and no --simulate: this box has no locker (None).
+    Raises BusBusy when another process owns the bus."""
     from functools import partial
 
     from edge.community.residents import phone_hash
@@ -79,21 +88,18 @@ def _build_locker(controller: Controller) -> None:
     from edge.locker.service import LockerService
     from edge.settings import SettingsError
 
-    settings, locker = controller.settings, controller.settings.locker
-    if locker.serial_url is None and not settings.simulate:
+    settings, locker, simulation = controller.settings, controller.settings.locker, controller.simulation
+    if locker.serial_url is None and simulation is None:
         log.info("no_locker", why="locker.serial_url is not set")
-        return
+        return None
     bus_lock = BusLock(bus_lock_path(settings.data_dir)).acquire()
     cleanups: list[Any] = [bus_lock.release]
     try:
-        url, simulator = locker.serial_url, None
-        if url is None:
-            from simulators.lockboard import LockBoardSimulator
-
-            simulator = LockBoardSimulator(locker.boards, closed_bit=locker.closed_bit, auto_close_s=8.0)
-            url = simulator.start_pty()
-            cleanups.append(simulator.stop)
-            controller.services["lockboard_simulator"] = simulator
+        url = locker.serial_url
+        if url is None and simulation is not None:
+            url = simulation.start_lockboard(locker)
+            assert simulation.lockboard is not None
+            cleanups.append(simulation.lockboard.stop)
         try:
             bus = open_lockboard_bus(url, boards=locker.boards, closed_bit=locker.closed_bit,
                                      baudrate=locker.baudrate, reply_timeout_s=locker.reply_timeout_s,
@@ -106,7 +112,35 @@ def _build_locker(controller: Controller) -> None:
             cleanup()
         raise
     cleanups.remove(bus_lock.release)
-    station_io = controller.services.get("station_io")
+    station_io = _station_io(controller, cleanups)
+    secret = load_or_create_key(settings.keys_dir / "pickup_code.key", 32)
+    tokens = PickupTokenCodec(load_or_create_key(settings.keys_dir / "pickup_token.key", 32))
+    if simulation is not None and not locker.couriers:
+        from edge.simulation import DEMO_COURIERS
+
+        locker.couriers = dict(DEMO_COURIERS)
+    # The live settings object, not a copy: config.set changes thresholds in place.
+    residents = controller.services.residents
+    service = LockerService(
+        db=controller.db, bus=bus, layout=locker.layout(), clock=controller.clock, box_secret=secret,
+        pickup_tokens=tokens, alarm=_door_alarm(station_io), settings=locker,
+        phone_hash=partial(phone_hash, settings.mqtt.site_id),
+        resident_phone_hash=residents.phone_hash_of if residents is not None else None)
+    if simulation is not None:
+        simulation.attach_demo_hand(service)
+    controller.services.locker = service
+    controller.services.locker_diagnostics = LockerDiagnostics(service, bus, controller.db,
+                                                               settings.keys_dir)
+    runtime = LockerRuntime(service, bus, bus_lock, DoorMonitor(service.doors, locker.poll_interval_s),
+                            LockerJobs(service), cleanups)
+    controller.components.append(runtime)
+    return runtime
+
+
+def _station_io(controller: Controller, cleanups: list[Any]) -> StationIO | None:
+    """Presence sensor, buzzer and light: real pins, mock pins in simulate mode, or none."""
+    settings = controller.settings
+    station_io = controller.services.station_io
     if station_io is None and (settings.gpio.enabled or settings.simulate):
         from edge.drivers.gpio import StationIO
 
@@ -117,9 +151,12 @@ def _build_locker(controller: Controller) -> None:
             pin_factory = MockFactory()
         gpio = settings.gpio
         station_io = StationIO(gpio.presence_pin, gpio.buzzer_pin, gpio.light_pin, pin_factory=pin_factory)
-        controller.services["station_io"] = station_io
+        controller.services.station_io = station_io
         cleanups.append(station_io.close)
+    return station_io
 
+
+def _door_alarm(station_io: StationIO | None) -> Any:
     def alarm(on: bool) -> None:
         if station_io is None:
             log.warning("door_alarm", on=on, buzzer="none")
@@ -128,27 +165,7 @@ def _build_locker(controller: Controller) -> None:
         else:
             station_io.alarm_off()
 
-    secret = load_or_create_key(settings.keys_dir / "pickup_code.key", 32)
-    tokens = PickupTokenCodec(load_or_create_key(settings.keys_dir / "pickup_token.key", 32))
-    if settings.simulate and not locker.couriers:
-        locker.couriers = {"000000": "demo-courier"}  # so a person can try the courier screens
-    # The live settings object, not a copy: config.set changes thresholds in place.
-    residents = controller.services.get("residents")  # built first: parcels filed by phone hash
-    service = LockerService(
-        db=controller.db, bus=bus, layout=locker.layout(), clock=controller.clock, box_secret=secret,
-        pickup_tokens=tokens, alarm=alarm, settings=locker,
-        phone_hash=partial(phone_hash, settings.mqtt.site_id),
-        resident_phone_hash=residents.phone_hash_of if residents is not None else None)
-    if simulator is not None:
-        from simulators.demo_hand import DemoHand
-
-        service.subscribe(DemoHand(simulator, service))
-    controller.services["locker"] = service
-    controller.services["locker_diagnostics"] = LockerDiagnostics(service, bus, controller.db,
-                                                                  settings.keys_dir)
-    controller.components.append(LockerRuntime(
-        service, bus, bus_lock, DoorMonitor(service.doors, locker.poll_interval_s), LockerJobs(service),
-        cleanups))
+    return alarm
 
 
 def _build_community(controller: Controller) -> None:
@@ -158,68 +175,89 @@ def _build_community(controller: Controller) -> None:
 
     from edge.community import (ActivityService, BookingService, CatalogueService,
                                 FeedbackService, RequestService, ResidentDirectory)
-    from edge.community.demo import demo_catalogue, ensure_demo_token_keys
+    from edge.handoffs import resident_token_check
     from edge.identity.tokens import ResidentTokenVerifier
     from edge.settings import SettingsError
 
-    settings, db, clock = controller.settings, controller.db, controller.clock
+    settings, db, clock, simulation = controller.settings, controller.db, controller.clock, controller.simulation
     tz = ZoneInfo(settings.site.timezone)
     key_path = settings.identity.resident_token_public_key
-    if key_path is None and settings.simulate:
-        key_path = ensure_demo_token_keys(settings.keys_dir)
+    if key_path is None and simulation is not None:
+        key_path = simulation.resident_token_public_key(settings.keys_dir)
     try:
         verifier = ResidentTokenVerifier(key_path.read_bytes()) if key_path else None
     except (OSError, ValueError) as exc:
         raise SettingsError(f"bad setting identity.resident_token_public_key: {exc}") from None
     catalogue = CatalogueService(db, clock, tz)
-    if settings.simulate and catalogue.is_empty():
-        catalogue.replace(demo_catalogue(clock.now(), tz, settings.mqtt.site_id))
-    controller.services.update(
-        catalogue=catalogue,
-        residents=ResidentDirectory(db, clock, settings.mqtt.site_id, verifier),
-        bookings=BookingService(db, catalogue, clock),
-        activities=ActivityService(db, catalogue, clock),
-        requests=RequestService(db, clock, settings.community.emergency_callback_minutes),
-        feedback=FeedbackService(db, catalogue, clock),
-    )
+    if simulation is not None:
+        simulation.seed_catalogue(catalogue, clock.now(), tz, settings.mqtt.site_id)
+    services = controller.services
+    services.catalogue = catalogue
+    services.residents = ResidentDirectory(db, clock, settings.mqtt.site_id,
+                                           resident_token_check(verifier) if verifier else None)
+    services.bookings = BookingService(db, catalogue, clock)
+    services.activities = ActivityService(db, catalogue, clock)
+    services.requests = RequestService(db, clock, settings.community.emergency_callback_minutes)
+    services.feedback = FeedbackService(db, catalogue, clock)
 
 
 def _build_identity(controller: Controller) -> None:
     """QR source (camera or serial scanner; kiosk screens start and stop it while they wait
     for a scan), iris camera and IrisService, and the link from a resident to the phone hash
-    their parcels are filed under. Simulate mode: simulated cameras for both, exposed as
-    services "qr_camera_sim" and "iris_camera_sim"."""
-    from edge.drivers.camera import OpenCVCamera
+    their parcels are filed under. Simulate mode: simulated cameras where none is set."""
     from edge.drivers.qr import QrScanner
-    from edge.drivers.scanner import SerialScanner, parse_terminator
     from edge.identity.service import IrisService
     from edge.identity.templates import TemplateCipher
 
-    settings, services = controller.settings, controller.services
+    settings, services, simulation = controller.settings, controller.services, controller.simulation
     identity = settings.identity
-    scanner: Any = None
-    if identity.qr_camera is not None:
-        scanner = QrScanner(OpenCVCamera(identity.qr_camera, 1280, 720))
-    elif identity.scanner_url is not None:
-        scanner = SerialScanner(identity.scanner_url,
-                                terminator=parse_terminator(identity.scanner_terminator))
-    iris_camera: Any = OpenCVCamera(identity.iris_camera, 640, 480) if identity.iris_camera else None
-    if settings.simulate:
-        from simulators.camera import SimulatedCamera
-
-        if scanner is None:
-            services["qr_camera_sim"] = SimulatedCamera((1280, 720), fps=15.0)
-            scanner = QrScanner(services["qr_camera_sim"])
-        if iris_camera is None:
-            iris_camera = services["iris_camera_sim"] = SimulatedCamera((640, 480), fps=15.0)
+    scanner, iris_camera = _configured_scanner(settings), _configured_camera(settings, "iris")
+    if simulation is not None:
+        simulation.add_cameras(want_qr=scanner is None, want_iris=iris_camera is None)
+        if scanner is None and simulation.qr_camera is not None:
+            scanner = QrScanner(simulation.qr_camera)
+        iris_camera = iris_camera or simulation.iris_camera
     if scanner is not None:
-        services["qr_scanner"] = scanner
+        services.qr_scanner = scanner
         controller.components.append(_Closing(scanner))
     key_file = identity.iris_key_file or settings.keys_dir / "iris.key"
     iris = IrisService(controller.db, controller.clock, TemplateCipher.from_key_file(key_file),
                        iris_camera, station=settings.mqtt.device_id)
-    services["iris"] = iris
+    services.iris = iris
     controller.components.append(iris)
+
+
+def _configured_scanner(settings: Settings) -> Any:
+    """The QR source the settings name: a camera, else a serial scanner, else None."""
+    from edge.drivers.camera import OpenCVCamera
+    from edge.drivers.qr import QrScanner
+    from edge.drivers.scanner import SerialScanner, parse_terminator
+
+    identity = settings.identity
+    if identity.qr_camera is not None:
+        return QrScanner(OpenCVCamera(identity.qr_camera, 1280, 720))
+    if identity.scanner_url is not None:
+        return SerialScanner(identity.scanner_url, terminator=parse_terminator(identity.scanner_terminator))
+    return None
+
+
+def _configured_camera(settings: Settings, purpose: str) -> Any:
+    """The OpenCV camera the settings name for "qr" or "iris", or None."""
+    from edge.drivers.camera import OpenCVCamera
+
+    spec = settings.identity.qr_camera if purpose == "qr" else settings.identity.iris_camera
+    if spec is None:
+        return None
+    return OpenCVCamera(spec, *((1280, 720) if purpose == "qr" else (640, 480)))
+
+
+def build_camera(settings: Settings, purpose: str, *, sim_qr_text: str = "") -> Any:
+    """For `edge diag`: the configured "qr" or "iris" camera; in simulate mode with none
+    configured, a still simulated one showing `sim_qr_text` or a synthetic eye; else None."""
+    camera = _configured_camera(settings, purpose)
+    if camera is None and settings.simulate:
+        camera = Simulation.still_camera(purpose, sim_qr_text)
+    return camera
 
 
 @dataclass
@@ -243,22 +281,16 @@ def _build_bridge(controller: Controller) -> None:
 
     from cloud_bridge import Bridge, CommandRouter, ConfigCommand
     from cloud_bridge.commands import ping_handler
+    from edge.handoffs import open_remote
     from edge.storage import outbox
-    from simulators.cloud import CloudSimulator, PrivateBroker, load_catalogue
 
     settings, db, clock, services = controller.settings, controller.db, controller.clock, controller.services
     with db.write() as session:
         outbox.set_budget(session, max_rows=settings.outbox.max_pending_rows,
                           max_bytes=settings.outbox.max_pending_bytes)
-    if settings.simulate and not settings.mqtt.host and PrivateBroker.available():
-        broker = PrivateBroker()
-        settings.mqtt = settings.mqtt.model_copy(update={"host": broker.host, "port": broker.port})
-        # The simulated cloud sends a catalogue only to a box that has none (the community
-        # part seeds its demo through the same replace() that catalogue.sync calls).
-        seeded = "catalogue" in services and not services["catalogue"].is_empty()
-        cloud = CloudSimulator(broker.host, broker.port,
-                               catalogue=None if seeded else load_catalogue(None, settings.mqtt.site_id))
-        controller.components += [broker, cloud]
+    if controller.simulation is not None and not settings.mqtt.host:
+        seeded = services.catalogue is not None and not services.catalogue.is_empty()
+        controller.components += controller.simulation.start_cloud(settings, box_has_catalogue=seeded)
     try:
         software = version("community-station-edge")
     except PackageNotFoundError:
@@ -266,41 +298,60 @@ def _build_bridge(controller: Controller) -> None:
     router = CommandRouter(db, clock)
     router.register("ping", ping_handler(software), in_transaction=True)
     router.register("config.set", ConfigCommand(settings), in_transaction=True)
-    if "catalogue" in services:
-        router.register("catalogue.sync", services["catalogue"].replace)
-    if "bookings" in services:
-        router.register("booking.decision", lambda data: services["bookings"].decide(
+    catalogue, bookings, locker = services.catalogue, services.bookings, services.locker
+    if catalogue is not None:
+        router.register("catalogue.sync", catalogue.replace)
+    if bookings is not None:
+        router.register("booking.decision", lambda data: bookings.decide(
             data["booking_id"], data["decision"] == "approved", data.get("reason")))
-    locker = services.get("locker")
     if locker is not None:
-        router.register("locker.open", lambda data: _open_remote(locker, data))
+        router.register("locker.open", lambda data: open_remote(locker, data))
     bridge = Bridge(settings, db, router, clock=clock, version=software,
                     compartments=locker.snapshot if locker is not None else None)
     if locker is not None:
         locker.subscribe(bridge.compartments_changed)
-    services["bridge"] = bridge
+    services.bridge = bridge
     controller.components.append(bridge)
 
 
-def _open_remote(locker: Any, data: dict[str, Any]) -> dict[str, Any]:
-    """A remote open the status did not confirm is a failed command for the operator, not ok."""
-    from edge.locker.errors import DoorDidNotOpen
+def _build_live(controller: Controller) -> None:
+    """The kiosk's live hub: open pages wake when the locker or a booking changes, the
+    screen saver wakes on presence, and a scan reaches the page waiting for it."""
+    from edge.live import LiveHub
 
-    result = locker.open_remote(data["compartment"], data["operator"], data["reason"])
-    if not result["opened"]:
-        raise DoorDidNotOpen(f"compartment {result['compartment']} did not open: {result['error']}")
-    return result
+    services = controller.services
+    live = services.live = LiveHub(services.qr_scanner)
+    controller.components.append(live)
+    for source in (services.locker, services.bookings):
+        if source is not None:
+            source.subscribe(live.notify)
+    if services.station_io is not None:
+        services.station_io.on_presence(live.presence_seen)
+
+
+def attach_station_io(controller: Controller, station_io: StationIO) -> None:
+    """GPIO built outside (tests with their own pins): the locker's alarm is already wired,
+    so only the parts that listen to presence are attached here."""
+    controller.services.station_io = station_io
+    if controller.services.live is not None:
+        station_io.on_presence(controller.services.live.presence_seen)
+
+
+def build_web_app(controller: Controller) -> Flask:
+    """The local web app (kiosk screens and JSON API) over this controller's services."""
+    from edge.kiosk_ui import create_app
+
+    return create_app(controller)
 
 
 def serve(controller: Controller) -> None:
     """Run until SIGTERM or SIGINT: components, then the local web app in this thread."""
     from waitress.server import create_server
 
-    from edge.kiosk_ui import create_app
     from edge.watchdog import Watchdog, database_answers, http_answers
 
     settings = controller.settings
-    app = create_app(controller)
+    app = build_web_app(controller)
     server = create_server(app, host=settings.http.host, port=settings.http.port,
                            threads=settings.http.threads)
     address = f"http://{settings.http.host}:{server.effective_port}/"

@@ -7,8 +7,9 @@ from typing import Any, Optional
 
 import typer
 
+from edge.cli_options import settings_from
 from edge.diag import diag_app
-from edge.settings import Settings, SettingsError, load_settings
+from edge.settings import SettingsError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Edge controller for a community service station.")
@@ -25,15 +26,6 @@ def _options(
     ),
 ) -> None:
     ctx.obj = {"config": config}
-
-
-def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
-    """Settings for a command, or exit 2 with one line naming the bad setting."""
-    try:
-        return load_settings((ctx.obj or {}).get("config"), **overrides)
-    except SettingsError as exc:
-        typer.echo(f"edge: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 @app.command()

@@ -12,12 +12,14 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Optional, Protocol
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from edge.cli_options import settings_from
 
 diag_app = typer.Typer(no_args_is_help=True, help="Technician diagnostics of the parcel locker.")
 console = Console()
@@ -83,11 +85,8 @@ class HttpDiagnostics:
 @contextmanager
 def open_diagnostics(ctx: typer.Context) -> Iterator[tuple[Diagnostics, str]]:
     """Diagnostics and how they are reached ("local bus" or the controller's URL)."""
-    from edge.app import Controller, _build_locker
-    from edge.cli import settings_from
-    from edge.clock import SystemClock
+    from edge.app import local_locker_diagnostics
     from edge.locker.buslock import BusBusy, BusLock, bus_lock_path
-    from edge.storage import Database
 
     settings = settings_from(ctx)
     controller_url = f"http://{settings.http.host}:{settings.http.port}"
@@ -99,22 +98,13 @@ def open_diagnostics(ctx: typer.Context) -> Iterator[tuple[Diagnostics, str]]:
             return
         _fail("the controller is not running and no lock-board bus is configured "
               "(set locker.serial_url / EDGE_LOCKER__SERIAL_URL)")
-    db = Database(settings.database_path)
-    try:
-        db.upgrade()
-        controller = Controller(settings=settings, db=db, clock=SystemClock())
+    with ExitStack() as stack:
         try:
-            _build_locker(controller)
+            diagnostics = stack.enter_context(local_locker_diagnostics(settings))
         except BusBusy:
             yield HttpDiagnostics(controller_url), "controller"
             return
-        runtime = controller.components[-1]
-        try:
-            yield controller.services["locker_diagnostics"], "local bus"
-        finally:
-            runtime.release()  # type: ignore[attr-defined]
-    finally:
-        db.dispose()
+        yield diagnostics, "local bus"
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -310,23 +300,12 @@ def _scan_camera(ctx: typer.Context, frames: int) -> list[dict[str, Any]]:
 def _camera(ctx: typer.Context, purpose: str) -> Any:
     """The configured camera for "qr" or "iris"; in simulate mode with none configured, a
     simulated one showing a test code or a synthetic eye."""
-    from edge.cli import settings_from
-    from edge.drivers.camera import OpenCVCamera
+    from edge.app import build_camera
 
-    settings = settings_from(ctx)
-    spec = settings.identity.qr_camera if purpose == "qr" else settings.identity.iris_camera
-    if spec is not None:
-        return OpenCVCamera(spec, *((1280, 720) if purpose == "qr" else (640, 480)))
-    if not settings.simulate:
+    camera = build_camera(settings_from(ctx), purpose, sim_qr_text=_SIM_QR_TEXT)
+    if camera is None:
         setting = "identity.qr_camera" if purpose == "qr" else "identity.iris_camera"
         _fail(f"no {purpose} camera configured (set {setting})")
-    from simulators.camera import SimulatedCamera
-
-    camera = SimulatedCamera((1280, 720) if purpose == "qr" else (640, 480), fps=None)
-    if purpose == "qr":
-        camera.show_qr(_SIM_QR_TEXT)
-    else:
-        camera.show_eye(1)
     return camera
 
 

@@ -252,17 +252,14 @@ class PrivateBroker:
 
 def load_catalogue(path: Path | None, site_id: str) -> dict[str, Any]:
     """The catalogue to send: a file, else the community demo (times made concrete around
-    now) when that part is installed, else the contract's example."""
+    now)."""
     if path is not None:
         return json.loads(path.read_text())
-    try:
-        from zoneinfo import ZoneInfo
+    from zoneinfo import ZoneInfo
 
-        from edge.community.demo import demo_catalogue
+    from simulators.demo import demo_catalogue
 
-        return demo_catalogue(datetime.now(timezone.utc), ZoneInfo("Asia/Shanghai"), site_id)
-    except ImportError:
-        return json.loads(DEFAULT_CATALOGUE.read_text())
+    return demo_catalogue(datetime.now(timezone.utc), ZoneInfo("Asia/Shanghai"), site_id)
 
 
 def main(argv: list[str] | None = None) -> None:

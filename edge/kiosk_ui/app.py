@@ -1,4 +1,5 @@
-"""Flask app factory. Blueprints reach domain services through `edge_services()`."""
+"""Flask app factory. Blueprints reach the controller through `edge_controller()` (screens
+through `screens.common.controller()`) and its typed services as attributes."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -6,10 +7,14 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, current_app, jsonify
 
 if TYPE_CHECKING:
-    from edge.app import Controller
+    from edge.controller import Controller
 
 
 def create_app(controller: "Controller") -> Flask:
+    """The web app over a controller from edge.app.build_controller (which also builds the
+    live hub the screens' streams wait on)."""
+    if controller.services.live is None:
+        raise ValueError("the controller has no live hub: build it with edge.app.build_controller")
     app = Flask(__name__)
     app.config["EDGE_SETTINGS"] = controller.settings
     app.extensions["edge"] = controller

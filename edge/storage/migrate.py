@@ -1,15 +1,25 @@
-"""Bringing the schema up to date at start, with Alembic, from inside the package."""
+"""Bringing the schema up to date at start, with Alembic, from inside the package.
+
+It takes any object with the database's path and writer engine (`Database` is one) rather
+than importing edge.storage.db, which calls it: the two modules do not import each other."""
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Engine
 
-if TYPE_CHECKING:
-    from edge.storage.db import Database
+
+class Database(Protocol):
+    """What migrations need of edge.storage.db.Database."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def writer(self) -> Engine: ...
 
 # Every module that declares tables on Base; Alembic compares models against these.
 MODEL_MODULES = [

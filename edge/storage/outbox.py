@@ -17,7 +17,8 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from edge.clock import Clock, SystemClock
 from edge.logs import get_logger
-from edge.storage.db import StorageFull
+from edge.storage.db import Database, StorageFull
 from edge.storage.models import Base, KeyValue, OutboxEvent
 
 log = get_logger("edge.outbox")
@@ -281,6 +282,36 @@ def _stats(session: Session) -> _Totals:
     if row is None:
         raise RuntimeError("outbox_stats row missing: run the migrations (0005)")
     return _Totals(*row)
+
+
+# Rows of class `priority` up to `seq` are skipped inside SQLite (ADR 0037): the sender has
+# sent them all in this session, so they are in flight, acknowledged or published. A reply
+# carries the route (topic, correlation data) the bridge stored beside it.
+_PENDING_SQL = (
+    "SELECT o.seq, o.message_id, o.type, o.ts, o.data, r.topic, r.correlation_data, o.priority "
+    "FROM outbox o LEFT JOIN bridge_reply_route r ON r.seq = o.seq "
+    "WHERE o.published_at IS NULL AND NOT (o.priority = ? AND o.seq <= ?) "
+    "ORDER BY o.priority, o.seq LIMIT ?"
+)
+NOTHING_SENT = (-1, 0)  # (priority, seq) before anything was sent
+
+
+@contextmanager
+def pending_rows(db: Database, sent_up_to: tuple[int, int], limit: int) -> Iterator[sqlite3.Cursor]:
+    """Unpublished rows in sending order (priority, then seq), skipping those of class
+    sent_up_to[0] up to seq sent_up_to[1]. Each row: seq, message_id, type, ts (stored
+    text), data (JSON text), reply topic, correlation data, priority. A raw sqlite3 cursor,
+    stepped only as far as the caller reads: no SQLAlchemy row processing on the hot path."""
+    connection = db.reader.raw_connection()
+    try:
+        cursor = connection.driver_connection.execute(  # type: ignore[union-attr]
+            _PENDING_SQL, (*sent_up_to, limit))
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+    finally:
+        connection.close()
 
 
 def mark_published(session: Session, seqs: list[int], at: datetime) -> None:

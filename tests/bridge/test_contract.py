@@ -79,11 +79,11 @@ def test_event_data_may_grow_but_personal_data_may_not_leave():
 
 def test_the_bridge_envelope_for_a_reply_conforms():
     from cloud_bridge.bridge import Bridge  # the encoder the bridge uses on the wire
+    from cloud_bridge.envelope import Envelopes
 
     encoder = Bridge.__new__(Bridge)
     encoder.topics = Topics("s", "d")
-    encoder._head = {"site_id": "s", "device_id": "d"}
-    encoder._event_tail = ',"site_id":"s","device_id":"d","data":'
+    encoder._envelopes = Envelopes("s", "d")
     body = json.dumps({"transaction_id": "t-1", "command": "ping", "ok": False,
                        "error": {"code": "expired", "message": "too late"}})
     topic, payload, properties = encoder._encode((3, ENVELOPE["message_id"], REPLY_TYPE,

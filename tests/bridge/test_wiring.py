@@ -43,7 +43,7 @@ def test_commands_drive_the_services_and_their_events_reach_the_cloud(controller
     assert cloud.wait_for(lambda: device_log(cloud).compartments is not None)
 
     cloud.decide = approve_unless_evening  # the cloud answers booking requests by its rule
-    bookings = controller.services["bookings"]
+    bookings = controller.services.bookings
     venue = catalogue["venues"][0]["id"]
     tz = ZoneInfo(controller.settings.site.timezone)
     day = (datetime.now(tz) + timedelta(days=2)).date()
@@ -59,8 +59,8 @@ def test_commands_drive_the_services_and_their_events_reach_the_cloud(controller
 
 def test_a_remote_open_of_a_jammed_door_is_a_failed_command(controller, cloud):
     assert cloud.wait_for(lambda: online(cloud), 30)
-    spec = controller.services["locker"].compartment_location(5)
-    controller.services["lockboard_simulator"].jam(spec.board, spec.lock)
+    spec = controller.services.locker.compartment_location(5)
+    controller.simulation.lockboard.jam(spec.board, spec.lock)
 
     sent = cloud.send_command(EDGE, "locker.open", {"compartment": 5, "operator": "ops-li", "reason": "test"})
 
@@ -81,7 +81,7 @@ def test_simulate_mode_brings_its_own_broker_and_cloud(tmp_path):
         controller.start()
         cloud = next(c for c in controller.components if isinstance(c, CloudSimulator))
         assert cloud.wait_for(lambda: online(cloud), 30)
-        assert not controller.services["catalogue"].is_empty()  # the kiosk has content
+        assert not controller.services.catalogue.is_empty()  # the kiosk has content
         pinged = cloud.send_command(EDGE, "ping", {})
         assert cloud.wait_reply(pinged)[0]["ok"] is True
         assert cloud.violations == []

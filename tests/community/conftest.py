@@ -23,6 +23,7 @@ from edge.community import (
     ResidentDirectory,
     phone_hash,
 )
+from edge.handoffs import resident_token_check
 from edge.identity.tokens import ResidentTokenIssuer, ResidentTokenVerifier
 from edge.storage import Database, OutboxEvent
 
@@ -128,7 +129,7 @@ def issuer() -> ResidentTokenIssuer:
 @pytest.fixture
 def residents(db: Database, catalogue: CatalogueService, clock: FakeClock,
               issuer: ResidentTokenIssuer) -> ResidentDirectory:
-    return ResidentDirectory(db, clock, SITE_ID, ResidentTokenVerifier(issuer.public_key_pem()))
+    return ResidentDirectory(db, clock, SITE_ID, resident_token_check(ResidentTokenVerifier(issuer.public_key_pem())))
 
 
 def events(db: Database, type_: str | None = None) -> list[OutboxEvent]:

@@ -5,7 +5,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from edge.app import Controller, _build_community
+from edge.app import Controller, Simulation, _build_community
 from edge.clock import FakeClock
 from edge.community import CatalogueError, CatalogueService, text
 from edge.community.models import ResidentRow, ServiceRow
@@ -111,7 +111,8 @@ def test_text_picks_the_language_and_falls_back(catalogue: CatalogueService) -> 
 def _simulated(settings: Settings, clock: FakeClock) -> Controller:
     db = Database(settings.database_path)
     db.upgrade()
-    controller = Controller(settings=settings, db=db, clock=clock)
+    controller = Controller(settings=settings, db=db, clock=clock,
+                            simulation=Simulation() if settings.simulate else None)
     _build_community(controller)
     return controller
 
@@ -119,30 +120,30 @@ def _simulated(settings: Settings, clock: FakeClock) -> Controller:
 def test_simulate_mode_seeds_the_demo_catalogue_once(tmp_path, clock: FakeClock) -> None:
     settings = load_settings(data_dir=tmp_path / "data", simulate=True)
     first = _simulated(settings, clock)
-    catalogue = first.services["catalogue"]
+    catalogue = first.services.catalogue
     version = catalogue.version()
     assert {s.category for s in catalogue.services()} == {"public", "venue", "personal", "policy"}
     assert len(catalogue.venues()) >= 3
     started = [a for a in catalogue.activities(clock.now().astimezone(SHANGHAI).date())
                if a.signin_opens_at <= clock.now() <= a.signin_closes_at]
     assert started, "a demo activity is open for sign-in right now"
-    resident = first.services["residents"].identify_by_phone("13800138000")
+    resident = first.services.residents.identify_by_phone("13800138000")
     assert resident.resident_id == "res-1001"
     first.db.dispose()
 
     clock.advance(days=1)
     second = _simulated(settings, clock)
-    assert second.services["catalogue"].version() == version  # not re-seeded over a real sync
+    assert second.services.catalogue.version() == version  # not re-seeded over a real sync
     second.db.dispose()
 
 
 def test_simulate_mode_accepts_qr_codes_minted_with_the_demo_key(tmp_path, clock: FakeClock) -> None:
-    from edge.community.demo import demo_token_issuer
+    from simulators.demo import demo_token_issuer
 
     settings = load_settings(data_dir=tmp_path / "data", simulate=True)
     controller = _simulated(settings, clock)
     token = demo_token_issuer(settings.keys_dir).issue("res-1002", "李*", clock.now() + timedelta(hours=1))
-    assert controller.services["residents"].identify_by_token(token).resident_id == "res-1002"
+    assert controller.services.residents.identify_by_token(token).resident_id == "res-1002"
     assert (settings.keys_dir / "resident_token_demo_private.pem").stat().st_mode & 0o077 == 0
     controller.db.dispose()
 

@@ -23,7 +23,7 @@ from tests.support.ports import free_port
 
 COURIER_ID = "courier-7"
 COURIER_CODE = "246810"
-# Demo residents (edge/community/demo_catalogue.json), synced in simulate mode.
+# Demo residents (simulators/demo_catalogue.json), synced in simulate mode.
 RESIDENT_A = ("res-1001", "13800138000")
 RESIDENT_B = ("res-1002", "13912345678")
 
@@ -37,15 +37,15 @@ class Station:
 
     @property
     def locker(self) -> LockerService:
-        return self.controller.services["locker"]
+        return self.controller.services.locker
 
     @property
     def qr_camera(self) -> SimulatedCamera:
-        return self.controller.services["qr_camera_sim"]
+        return self.controller.simulation.qr_camera
 
     @property
     def iris_camera(self) -> SimulatedCamera:
-        return self.controller.services["iris_camera_sim"]
+        return self.controller.simulation.iris_camera
 
     def deposit(self, phone: str, size: str = "M") -> dict[str, Any]:
         """A parcel stored through the locker service; returns parcel.deposited's data."""
@@ -86,6 +86,6 @@ def station(tmp_path: Path) -> Iterator[Station]:
     try:
         yield Station(controller, sim, app.test_client(), clock)
     finally:
-        app.extensions["kiosk_live"].stop()
+        app.extensions["edge"].services.live.stop()
         controller.stop()
         sim.stop()

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def iris(station: Station) -> IrisService:
-    return station.controller.services["iris"]
+    return station.controller.services.iris
 
 
 def eye_frames(resident_id: str, count: int = 4) -> list[np.ndarray]:

@@ -47,7 +47,7 @@ def show_and_submit(station: Station, text: str, form: str = "/pickup/scan") -> 
 
 
 def test_the_scanner_reads_only_while_a_screen_waits(station: Station) -> None:
-    scanner = station.controller.services["qr_scanner"]
+    scanner = station.controller.services.qr_scanner
     assert not scanner.scanning and station.qr_camera.frames_read == 0
     with waiting_screen(station):
         assert scanner.scanning
@@ -107,7 +107,7 @@ def test_expired_token_is_refused_and_audited(station: Station) -> None:
 
 
 def test_a_resident_code_goes_to_the_identify_screen(station: Station) -> None:
-    from edge.community.demo import demo_token_issuer
+    from simulators.demo import demo_token_issuer
 
     issuer = demo_token_issuer(station.controller.settings.keys_dir)
     token = issuer.issue(RESIDENT_A[0], "张*华", station.clock.now() + timedelta(minutes=5))

@@ -19,7 +19,7 @@ def envelope(event, settings):
 
 
 def test_locker_events_and_snapshot_match_the_contract(controller, client, courier, sim, fake_clock):
-    locker = controller.services["locker"]
+    locker = controller.services.locker
     sim.jam(0, 0)
     spec, deposited = deposit_parcel(controller, client, courier, sim, size="S")  # door.fault on 1
     pickup = client.post("/api/locker/pickup", json={"code": deposited["pickup_code"]}).json
@@ -58,7 +58,7 @@ def test_every_locker_route_is_documented(tmp_path, sim, fake_clock):
     settings.simulate = True  # registers the simulator routes too (with a serial URL: no own simulator)
     controller = build_controller(settings, clock=fake_clock)
     try:
-        controller.services["lockboard_simulator"] = sim
+        controller.simulation.lockboard = sim
         app = create_app(controller)
         document = app.test_client().get("/api/openapi.json").json
         assert document["openapi"].startswith("3.")

@@ -22,7 +22,7 @@ def deposit_state(client, courier, deposit_id):
 def test_deposit_opens_a_door_and_closing_on_an_item_issues_a_code(controller, client, courier, sim):
     deposit = start_deposit(client, courier, size="M")
     number = deposit["compartment"]
-    spec = controller.services["locker"].compartment_location(number)
+    spec = controller.services.locker.compartment_location(number)
     assert deposit["state"] == "door_open" and spec.size == "M"
     assert sim.is_open(spec.board, spec.lock)
 
@@ -57,7 +57,7 @@ def test_cancel_before_closing_leaves_no_parcel(controller, client, courier, sim
     deposit = start_deposit(client, courier)
     reply = client.post(f"/api/locker/deposits/{deposit['deposit_id']}/cancel", headers=courier)
     assert reply.status_code == 200 and reply.json["state"] == "cancelled"
-    spec = controller.services["locker"].compartment_location(deposit["compartment"])
+    spec = controller.services.locker.compartment_location(deposit["compartment"])
     sim.close_door(spec.board, spec.lock)
     wait_until(lambda: outbox(controller.db, "door.closed"), what="door.closed")
     assert outbox(controller.db, "parcel.deposited") == []
@@ -68,7 +68,7 @@ def test_cancel_before_closing_leaves_no_parcel(controller, client, courier, sim
 
 def test_door_closed_empty_can_be_reopened_then_completed(controller, client, courier, sim):
     deposit = start_deposit(client, courier, size="S")
-    spec = controller.services["locker"].compartment_location(deposit["compartment"])
+    spec = controller.services.locker.compartment_location(deposit["compartment"])
     sim.close_door(spec.board, spec.lock)  # closed with nothing inside
     wait_until(lambda: deposit_state(client, courier, deposit["deposit_id"]) == "empty_closed", what="empty_closed")
 

@@ -146,7 +146,7 @@ def test_reconcile_after_restart_completes_what_happened_while_down(tmp_path, si
         seqs = [ev.seq for ev in outbox(restarted.db)]
         assert seqs == list(range(1, len(seqs) + 1))
         assert audits(restarted.db, "reconcile")[-1].result == "changes"
-        snapshot = restarted.services["locker"].snapshot()
+        snapshot = restarted.services.locker.snapshot()
         assert snapshot[31]["latch"] == "unknown"
     finally:
         restarted.stop()

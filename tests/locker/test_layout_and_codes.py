@@ -10,7 +10,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def test_default_numbering_is_board_then_lock(controller):
-    locker = controller.services["locker"]
+    locker = controller.services.locker
     where = {n: (locker.compartment_location(n).board, locker.compartment_location(n).lock) for n in (1, 16, 17, 32)}
     assert where == {1: (0, 0), 16: (0, 15), 17: (1, 0), 32: (1, 15)}
 

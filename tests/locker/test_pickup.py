@@ -14,7 +14,7 @@ pytestmark = pytest.mark.timeout(60)
 def deposit_parcel(controller, client, courier, sim, size="M"):
     """A parcel stored through the API; returns (compartment spec, parcel.deposited data)."""
     deposit = start_deposit(client, courier, size=size)
-    spec = controller.services["locker"].compartment_location(deposit["compartment"])
+    spec = controller.services.locker.compartment_location(deposit["compartment"])
     sim.set_item(spec.board, spec.lock, True)
     sim.close_door(spec.board, spec.lock)
     event = wait_until(lambda: [e for e in outbox(controller.db, "parcel.deposited")
@@ -122,7 +122,7 @@ def test_pickup_by_qr_token_works_once(controller, client, courier, sim):
 
 def test_retention_marks_overdue_once_and_a_courier_takes_it_back(controller, client, courier, sim, fake_clock):
     spec, deposited = deposit_parcel(controller, client, courier, sim)
-    locker = controller.services["locker"]
+    locker = controller.services.locker
     fake_clock.advance(hours=71)
     assert locker.check_retention() == 0
     assert client.get("/api/locker/overdue", headers=courier).json["parcels"] == []

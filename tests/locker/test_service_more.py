@@ -15,7 +15,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def test_identified_resident_gets_every_parcel_door_opened(controller, client, courier, sim):
-    locker = controller.services["locker"]
+    locker = controller.services.locker
     first, one = deposit_parcel(controller, client, courier, sim, size="S")
     second, two = deposit_parcel(controller, client, courier, sim, size="M")
     assert locker.pickups_for_resident("r-1") == []  # r-1 not synced yet: nothing opens
@@ -30,7 +30,7 @@ def test_identified_resident_gets_every_parcel_door_opened(controller, client, c
 
 
 def test_remote_open_is_audited_and_changes_no_parcel(controller, client, courier, sim):
-    locker = controller.services["locker"]
+    locker = controller.services.locker
     spec, stored = deposit_parcel(controller, client, courier, sim)
     result = locker.open_remote(stored["compartment"], "ops-zhang", "resident locked out")
     assert result["opened"] is True and sim.is_open(spec.board, spec.lock)
@@ -44,23 +44,23 @@ def test_remote_open_is_audited_and_changes_no_parcel(controller, client, courie
 
 def test_deposit_closed_empty_and_abandoned_is_cancelled_by_the_minute_job(controller, client, courier, sim, fake_clock):
     deposit = start_deposit(client, courier)
-    spec = controller.services["locker"].compartment_location(deposit["compartment"])
+    spec = controller.services.locker.compartment_location(deposit["compartment"])
     sim.close_door(spec.board, spec.lock)
-    wait_until(lambda: controller.services["locker"].deposit_status(deposit["deposit_id"]).state == "empty_closed",
+    wait_until(lambda: controller.services.locker.deposit_status(deposit["deposit_id"]).state == "empty_closed",
                what="empty_closed")
-    jobs = LockerJobs(controller.services["locker"])
+    jobs = LockerJobs(controller.services.locker)
     jobs.run_once()
-    assert controller.services["locker"].deposit_status(deposit["deposit_id"]).state == "empty_closed"
+    assert controller.services.locker.deposit_status(deposit["deposit_id"]).state == "empty_closed"
     fake_clock.advance(seconds=301)
     jobs.run_once()
-    assert controller.services["locker"].deposit_status(deposit["deposit_id"]).state == "cancelled"
+    assert controller.services.locker.deposit_status(deposit["deposit_id"]).state == "cancelled"
     assert audits(controller.db, "deposit_cancel")[-1].result == "timeout"
 
 
 def test_subscribers_hear_changes_after_commit_without_the_code(controller, client, courier, sim):
     heard = []
-    controller.services["locker"].subscribe(lambda kind, data: heard.append((kind, data)))
-    controller.services["locker"].subscribe(lambda kind, data: 1 / 0)  # a broken listener harms nothing
+    controller.services.locker.subscribe(lambda kind, data: heard.append((kind, data)))
+    controller.services.locker.subscribe(lambda kind, data: 1 / 0)  # a broken listener harms nothing
     _, stored = deposit_parcel(controller, client, courier, sim)
     wait_until(lambda: any(kind == "parcel.deposited" for kind, _ in heard), what="notified")  # after commit
     kinds = [kind for kind, _ in heard]
@@ -71,7 +71,7 @@ def test_subscribers_hear_changes_after_commit_without_the_code(controller, clie
 
 
 def test_screen_and_api_share_one_wrong_code_limit(controller, client, courier, sim):
-    locker = controller.services["locker"]
+    locker = controller.services.locker
     kiosk = controller.settings.mqtt.device_id
     for left in (4, 3):
         with pytest.raises(WrongCode) as wrong:

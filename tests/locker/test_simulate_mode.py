@@ -56,7 +56,7 @@ def test_simulator_controls_exist_only_in_simulate_mode(controller, client):
 def test_no_serial_url_and_no_simulate_means_no_locker(tmp_path):
     controller = build_controller(load_settings(data_dir=tmp_path / "data", http={"port": 0}))
     try:
-        assert "locker" not in controller.services
+        assert controller.services.locker is None
         reply = create_app(controller).test_client().get("/api/locker/compartments")
         assert reply.status_code == 503 and reply.json["error"]["code"] == "no_locker"
     finally:

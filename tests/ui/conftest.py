@@ -20,7 +20,7 @@ from tests.support.ports import free_port
 
 COURIER_CODE = "20261121"
 COURIER_ID = "courier-sf"
-RESIDENT_PHONE = "13800138000"  # a demo resident (edge/community/demo_catalogue.json)
+RESIDENT_PHONE = "13800138000"  # a demo resident (simulators/demo_catalogue.json)
 LANDSCAPE = {"width": 1280, "height": 800}
 PORTRAIT = {"width": 1080, "height": 1920}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -42,7 +42,7 @@ class Kiosk:
     url: str
 
     def service(self, name: str) -> Any:
-        return self.controller.services[name]
+        return getattr(self.controller.services, name)
 
     def outbox(self, type_: str) -> list[OutboxEvent]:
         with self.controller.db.read() as s:
@@ -84,7 +84,7 @@ def kiosk(tmp_path: Path, kiosk_settings: dict[str, Any]) -> Iterator[Kiosk]:
     try:
         yield Kiosk(controller, simulator, app, f"http://127.0.0.1:{server.effective_port}")
     finally:
-        app.extensions["kiosk_live"].stop()  # open event streams end before the server closes
+        app.extensions["edge"].services.live.stop()  # open event streams end before the server closes
         server.task_dispatcher.shutdown(timeout=5)
         server.close()
         thread.join(5)

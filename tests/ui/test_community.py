@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
-from edge.community.demo import demo_token_issuer
+from simulators.demo import demo_token_issuer
 from edge.storage import Priority
 from tests.ui.conftest import RESIDENT_PHONE, Kiosk, assert_accessible, shoot, type_on_keypad
 

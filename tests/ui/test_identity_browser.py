@@ -67,7 +67,7 @@ def test_a_pickup_qr_held_to_the_camera_opens_the_door_by_itself(page, kiosk: Ki
     expect(page.get_by_role("heading", name="扫描二维码")).to_be_visible()
     wait_until(lambda: kiosk.service("qr_scanner").scanning, what="the page's scan stream")
 
-    kiosk.service("qr_camera_sim").show_qr(parcel["pickup_token"])
+    kiosk.controller.simulation.qr_camera.show_qr(parcel["pickup_token"])
 
     expect(page.locator("[data-live-when='state=door_open'] .door-number")).to_have_text(
         str(parcel["compartment"]), timeout=20_000)
@@ -76,11 +76,11 @@ def test_a_pickup_qr_held_to_the_camera_opens_the_door_by_itself(page, kiosk: Ki
 
 def test_simulate_mode_pasted_code_is_read_through_the_camera(page, kiosk: Kiosk) -> None:
     parcel = deposit(kiosk, RESIDENT[1])
-    before = kiosk.service("qr_camera_sim").frames_read
+    before = kiosk.controller.simulation.qr_camera.frames_read
     page.goto("/pickup/")
     page.get_by_label("模拟模式：粘贴二维码内容").fill(parcel["pickup_token"])
     page.get_by_role("button", name="使用此码").click()
 
     expect(page.locator("[data-live-when='state=door_open'] .door-number")).to_have_text(
         str(parcel["compartment"]), timeout=20_000)
-    assert kiosk.service("qr_camera_sim").frames_read > before  # read by the scanner, not posted
+    assert kiosk.controller.simulation.qr_camera.frames_read > before  # read by the scanner, not posted

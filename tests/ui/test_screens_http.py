@@ -17,7 +17,7 @@ from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
 from gpiozero.pins.mock import MockFactory
 
-from edge.app import Controller, build_controller
+from edge.app import Controller, attach_station_io, build_controller
 from edge.clock import FakeClock
 from edge.drivers.gpio import StationIO
 from edge.kiosk_ui import create_app
@@ -38,10 +38,10 @@ def pins() -> MockFactory:
 def controller(settings: Settings, clock: FakeClock, pins: MockFactory) -> Iterator[Controller]:
     built = build_controller(settings, clock=clock)
     gpio = settings.gpio
-    built.services["station_io"] = StationIO(gpio.presence_pin, gpio.buzzer_pin, gpio.light_pin,
-                                             pin_factory=pins)
+    station_io = StationIO(gpio.presence_pin, gpio.buzzer_pin, gpio.light_pin, pin_factory=pins)
+    attach_station_io(built, station_io)
     yield built
-    built.services["station_io"].close()
+    station_io.close()
     built.stop()
 
 
@@ -126,11 +126,11 @@ def test_event_stream_is_flushed_through_waitress(app: Any) -> None:
         response = connection.getresponse()
         assert response.getheader("Content-Type").startswith("text/event-stream")
         assert read_event(response) == {"presence": False}
-        app.extensions["kiosk_live"].presence_seen()
+        app.extensions["edge"].services.live.presence_seen()
         assert read_event(response) == {"presence": True}
         connection.close()
     finally:
-        app.extensions["kiosk_live"].stop()
+        app.extensions["edge"].services.live.stop()
         server.task_dispatcher.shutdown(timeout=5)
         server.close()
 

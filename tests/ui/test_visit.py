@@ -59,7 +59,7 @@ def test_screen_saver_swallows_the_waking_tap_and_wakes_on_presence(page, kiosk:
 
     page.clock.run_for(61_000)
     expect(saver).to_be_visible()
-    kiosk.app.extensions["kiosk_live"].presence_seen()  # what the presence sensor's callback calls
+    kiosk.app.extensions["edge"].services.live.presence_seen()  # what the presence sensor's callback calls
     expect(saver).to_be_hidden()
     tile.click()
     expect(page.get_by_role("heading", name="取件", exact=True)).to_be_visible()

@@ -14,7 +14,7 @@ bp = Blueprint("diag_api", __name__, url_prefix="/api/diag")
 
 
 def diagnostics() -> LockerDiagnostics:
-    return current_app.extensions["edge"].services["locker_diagnostics"]
+    return current_app.extensions["edge"].services.locker_diagnostics
 
 
 guard_locker_blueprint(bp, "locker_diagnostics")

@@ -19,7 +19,7 @@ from edge.locker.errors import InvalidInput, LockerError
 from edge.storage import StorageFull
 
 if TYPE_CHECKING:
-    from edge.app import Controller
+    from edge.controller import Controller
     from edge.locker.service import LockerService
 
 COURIER_SESSION_S = 15 * 60
@@ -74,7 +74,7 @@ def locker_error(exc: LockerError) -> Response:
 
 
 def service() -> "LockerService":
-    return current_app.extensions["edge"].services["locker"]
+    return current_app.extensions["edge"].services.locker
 
 
 def kiosk_id() -> str:
@@ -112,7 +112,7 @@ def guard_locker_blueprint(blueprint: Blueprint, service_name: str) -> None:
 
     @blueprint.before_request
     def _locker_present() -> Response | None:
-        if service_name not in current_app.extensions["edge"].services:
+        if getattr(current_app.extensions["edge"].services, service_name) is None:
             return error("no_locker", "this station has no parcel locker configured")
         return None
 
@@ -212,7 +212,7 @@ def take_back() -> Any:
 # --- simulator controls, registered only when the controller runs its own simulator -------
 
 def _simulator() -> Any:
-    return current_app.extensions["edge"].services["lockboard_simulator"]
+    return current_app.extensions["edge"].simulation.lockboard
 
 
 def _where(body: dict[str, Any]) -> tuple[int, int]:
@@ -278,7 +278,7 @@ def sim_offline() -> Any:
 def register(app: Flask, controller: "Controller") -> None:
     app.extensions["courier_sessions"] = CourierSessions()
     app.register_blueprint(bp)
-    if "lockboard_simulator" in controller.services:
+    if controller.simulation is not None and controller.simulation.lockboard is not None:
         app.register_blueprint(sim_bp)
 
 

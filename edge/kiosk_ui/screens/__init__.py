@@ -59,7 +59,6 @@ def register_screens(app: Flask) -> None:
     for module in BLUEPRINTS:
         app.register_blueprint(module.bp)
     app.before_request(_check_csrf)
-    live.hub_for(app)  # subscribe to the services' changes once, before any page watches
     app.context_processor(_page_context)
     install_filters(app)
     app.after_request(_no_stale_pages)
@@ -103,7 +102,7 @@ def _station(settings: Any) -> dict[str, str]:
     site = settings.site
     name = {"zh": site.station_name, "en": site.station_name_en}
     hours = site.opening_hours
-    catalogue = controller().services.get("catalogue")
+    catalogue = controller().services.catalogue
     synced = catalogue.station() if catalogue is not None else None
     if synced is not None:
         name = {"zh": synced.name.zh or name["zh"], "en": synced.name.en or name["en"]}

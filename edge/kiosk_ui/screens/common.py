@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 from flask import abort, current_app, redirect, request, session, url_for
 from flask_babel import gettext as _
 
+from edge.controller import Controller
+
 LANGUAGES = ("zh_CN", "en")
 
 
@@ -17,13 +19,14 @@ def N_(message: str) -> str:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def controller() -> Any:
+def controller() -> Controller:
     return current_app.extensions["edge"]
 
 
 def service(name: str) -> Any:
-    """A domain service, or a plain 503 page when that part is not built on this box."""
-    found = controller().services.get(name)
+    """A domain service by its field name in `Services`, or a plain 503 page when that part
+    is not built on this box."""
+    found = getattr(controller().services, name)
     if found is None:
         abort(503)
     return found

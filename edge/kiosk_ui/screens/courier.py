@@ -19,7 +19,7 @@ bp = Blueprint("courier", __name__, url_prefix="/courier")
 
 @bp.get("/")
 def identify() -> Any:
-    return render_template("courier_identify.html", can_scan="qr_scanner" in controller().services)
+    return render_template("courier_identify.html", can_scan=controller().services.qr_scanner is not None)
 
 
 @bp.post("/")

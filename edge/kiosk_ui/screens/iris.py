@@ -42,7 +42,7 @@ STRANGER = "stranger"  # simulate mode: someone nobody enrolled stands at the ca
 
 @bp.app_context_processor
 def _iris_context() -> dict[str, Any]:
-    iris = controller().services.get("iris")
+    iris = controller().services.iris
     return {"iris_camera": bool(iris is not None and iris.has_camera)}
 
 
@@ -169,7 +169,8 @@ def _iris_with_camera() -> Any:
 
 def _demo_people() -> list[tuple[str, str]]:
     """Simulate mode: whose eye the simulated camera can show (the synced residents)."""
-    if "iris_camera_sim" not in controller().services:
+    simulation = controller().simulation
+    if simulation is None or simulation.iris_camera is None:
         return []
     from edge.community.models import ResidentRow
 
@@ -181,9 +182,6 @@ def _demo_people() -> list[tuple[str, str]]:
 def _simulate_eye(resident_id: str | None) -> None:
     """Simulate mode: put the chosen resident's synthetic eye (or a stranger's) in front of
     the simulated camera. Tests drive the simulated camera themselves and send nothing."""
-    camera = controller().services.get("iris_camera_sim")
-    if camera is None or not resident_id:
-        return
-    from simulators.people import synthetic_person
-
-    camera.show_eye(synthetic_person(resident_id))
+    simulation = controller().simulation
+    if simulation is not None and resident_id:
+        simulation.show_resident_eye(resident_id)

@@ -25,7 +25,7 @@ TILES = (
 
 @bp.get("/")
 def home() -> Any:
-    catalogue = controller().services.get("catalogue")
+    catalogue = controller().services.catalogue
     notices = catalogue.notices(kind="notice")[:3] if catalogue is not None else []
     return render_template("home.html", tiles=TILES, notices=notices)
 

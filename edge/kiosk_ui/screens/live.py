@@ -8,123 +8,27 @@ The stream also carries presence (the screen saver wakes on it) and scanner read
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
-from typing import Any, Protocol
+from contextlib import nullcontext
+from typing import Any
 
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request, session
+from flask import Blueprint, Response, abort, jsonify, request, session
 
 from edge.kiosk_ui.screens.common import controller
+from edge.live import LiveHub
 
 bp = Blueprint("live", __name__, url_prefix="/live")
 
-PRESENCE_HOLD_S = 5.0  # someone seen this recently still counts as present
-SCAN_FRESH_S = 30.0  # a scanner reading older than this is not claimed by anybody
 STREAM_MAX_S = 120.0  # streams end now and then; EventSource reconnects (frees stuck threads)
 HEARTBEAT_S = 1.0  # a write each second notices a page that went away within a second
 
 
-class ScanSource(Protocol):
-    """A QR camera scanner or a serial scanner (edge.drivers.qr / edge.drivers.scanner)."""
-
-    def start(self, consumer: Callable[[str], None]) -> None: ...
-    def stop(self) -> None: ...
-
-
-class LiveHub:
-    """Wakes every open stream when something changed; holds presence and the last scan."""
-
-    def __init__(self, scan_source: ScanSource | None = None) -> None:
-        self._changed = threading.Condition()
-        self._version = 0
-        self._presence_at = float("-inf")
-        self._scan: tuple[str, float] | None = None
-        self._closed = False
-        self._scan_source = scan_source
-        self._scan_watchers = 0
-        self._scan_lock = threading.Lock()  # start/stop in the order watchers come and go
-
-    def start(self) -> None:
-        """Nothing to start; the hub is a controller component so that stop() ends streams."""
-
-    def stop(self) -> None:
-        """Ends every open stream now, so shutdown does not wait for their next beat."""
-        with self._changed:
-            self._closed = True
-            self._changed.notify_all()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def notify(self, *_event: Any) -> None:
-        with self._changed:
-            self._version += 1
-            self._changed.notify_all()
-
-    def presence_seen(self) -> None:
-        self._presence_at = time.monotonic()
-        self.notify()
-
-    def present(self) -> bool:
-        return time.monotonic() - self._presence_at < PRESENCE_HOLD_S
-
-    def scanned(self, code: str) -> None:
-        """A QR reading from the scanner; the page waiting for a scan claims it."""
-        self._scan = (code, time.monotonic())
-        self.notify()
-
-    @contextmanager
-    def watching_scan(self) -> Iterator[None]:
-        """While a page waits for a scan (its stream is open on the scan topic), the scanner
-        reads; when the last such page goes away, it stops (the camera is left alone)."""
-        with self._scan_lock:
-            self._scan_watchers += 1
-            if self._scan_watchers == 1 and self._scan_source is not None:
-                self._scan_source.start(self.scanned)
-        try:
-            yield
-        finally:
-            with self._scan_lock:
-                self._scan_watchers -= 1
-                if self._scan_watchers == 0 and self._scan_source is not None:
-                    self._scan_source.stop()
-
-    def scan_waiting(self) -> bool:
-        return self._scan is not None and time.monotonic() - self._scan[1] < SCAN_FRESH_S
-
-    def take_scan(self) -> str | None:
-        scan, self._scan = self._scan, None
-        if scan is None or time.monotonic() - scan[1] >= SCAN_FRESH_S:
-            return None
-        return scan[0]
-
-    def wait(self, version: int, timeout: float) -> int:
-        with self._changed:
-            if self._version == version:
-                self._changed.wait(timeout)
-            return self._version
-
-
-def hub_for(app: Flask) -> LiveHub:
-    hub = app.extensions.get("kiosk_live")
-    if hub is None:
-        controller = app.extensions["edge"]
-        hub = app.extensions["kiosk_live"] = LiveHub(controller.services.get("qr_scanner"))
-        controller.components.append(hub)
-        services = controller.services
-        for name in ("locker", "bookings"):
-            if name in services:
-                services[name].subscribe(hub.notify)
-        if "station_io" in services:
-            services["station_io"].on_presence(hub.presence_seen)
-    return hub
-
-
 def hub() -> LiveHub:
-    return hub_for(current_app)
+    """The controller's live hub (the composition root builds it and wires what wakes it)."""
+    live = controller().services.live
+    assert live is not None, "create_app checks that the controller has a live hub"
+    return live
 
 
 def topic_reader(topic: str) -> Callable[[], dict[str, Any]]:
@@ -137,13 +41,13 @@ def topic_reader(topic: str) -> Callable[[], dict[str, Any]]:
     if kind == "scan":
         return lambda: {"scan": "ready" if live.scan_waiting() else "waiting"}
     if kind == "pickup" and key in session.get("pickups", []):
-        locker = services["locker"]
+        locker = services.locker
         return lambda: _view_state(locker.pickup_status(key))
     if kind == "deposit" and key in session.get("deposits", []):
-        locker = services["locker"]
+        locker = services.locker
         return lambda: _view_state(locker.deposit_status(key))
     if kind == "bookings" and session.get("resident"):
-        bookings, resident_id = services["bookings"], session["resident"]["resident_id"]
+        bookings, resident_id = services.bookings, session["resident"]["resident_id"]
         return lambda: {f"booking:{b.booking_id}": b.state for b in bookings.bookings_of(resident_id)}
     abort(404)
 
@@ -154,11 +58,8 @@ SIMULATED_SHOWING_FRAMES = 45  # about 3 s of scanning: long enough to read, the
 def show_to_simulated_camera(text: str) -> bool:
     """Simulate mode: a pasted code is held up to the simulated QR camera, so the real
     scanner and decoder read it. False when there is no simulated camera (or no text)."""
-    camera = controller().services.get("qr_camera_sim")
-    if camera is None or not text:
-        return False
-    camera.show_qr(text, frames=SIMULATED_SHOWING_FRAMES)
-    return True
+    simulation = controller().simulation
+    return simulation is not None and simulation.show_qr(text, SIMULATED_SHOWING_FRAMES)
 
 
 def _view_state(view: Any) -> dict[str, Any]:

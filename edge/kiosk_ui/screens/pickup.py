@@ -19,7 +19,7 @@ bp = Blueprint("pickup", __name__, url_prefix="/pickup")
 def enter_code() -> Any:
     settings = controller().settings
     return render_template("pickup.html", code_digits=CODE_DIGITS, simulate=settings.simulate,
-                           can_scan="qr_scanner" in controller().services)
+                           can_scan=controller().services.qr_scanner is not None)
 
 
 @bp.post("/code")
