@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,6 +41,7 @@ from edge.locker.errors import (
     InvalidInput,
     LockerError,
     NoFreeCompartment,
+    NoPlatformKey,
     NotFound,
     TokenRefused,
     UnknownCourier,
@@ -82,10 +84,10 @@ class _Pending:
 
 
 def redact_event(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
-    """An event's data safe to show or push: the pickup code and token only go to the outbox."""
+    """An event's data safe to show or push: the sealed secret only goes to the outbox."""
     if event_type != "parcel.deposited":
         return dict(data)
-    return {**data, "pickup_code": REDACTED, "pickup_token": REDACTED}
+    return {**data, "secret": REDACTED}
 
 
 def _new_id(prefix: str) -> str:
@@ -106,6 +108,7 @@ class LockerService:
         *,
         site_id: str,
         resident_phone_hash: Callable[[str], str | None] | None = None,
+        seal_secret: Callable[[dict[str, Any], str], str] | None = None,
     ) -> None:
         self._db = db
         self._bus = bus
@@ -118,6 +121,9 @@ class LockerService:
         self._site_id = site_id
         # Set by the identity part: resident id -> the phone hash parcels are filed under.
         self.resident_phone_hash = resident_phone_hash
+        # (secret, message_id) -> sealed text for the platform (edge.identity.sealing); without
+        # it a pickup code could not reach the resident, so deposits are refused.
+        self._seal_secret = seal_secret
         self._lock = threading.RLock()
         self._subscribers: list[Subscriber] = []
         self._live: dict[int, LockState] = {n: UNKNOWN_LOCK for n in self._layout}
@@ -237,6 +243,9 @@ class LockerService:
             raise InvalidInput("bad_phone", str(exc)) from None
         if size not in SIZES:
             raise InvalidInput("bad_size", "size must be S, M or L")
+        if self._seal_secret is None:
+            raise NoPlatformKey("deposits need the platform's key (mqtt.platform_public_key) "
+                                "to send the pickup code sealed")
         now = self._clock.now()
         with self._lock:
             deposit = Deposit(
@@ -358,16 +367,19 @@ class LockerService:
         s.add(parcel)
         deposit.parcel_id = parcel.id
         self._end_deposit(deposit, "deposited", f"parcel stored in compartment {deposit.compartment}")
+        # The code and token exist in clear only in this frame: they leave sealed to the
+        # platform, bound to the event's message id (ADR 0110); the box keeps their hashes.
+        message_id = str(uuid.uuid4())
+        token = self._tokens.issue(parcel.id, parcel.compartment, parcel.due_at) if self._tokens else None
         data = {
             "parcel_id": parcel.id, "deposit_id": deposit.id, "compartment": parcel.compartment,
             "size": parcel.size, "waybill": parcel.waybill, "courier_id": parcel.courier_id,
             "phone_masked": parcel.phone_masked,
-            "pickup_code": code,
-            "pickup_token": (self._tokens.issue(parcel.id, parcel.compartment, parcel.due_at)
-                             if self._tokens else None),
+            "secret": self._seal_secret({"pickup_code": code, "pickup_token": token}, message_id),
             "deposited_at": iso_utc(now), "due_at": iso_utc(parcel.due_at),
         }
-        record_event(s, "parcel.deposited", data, clock=self._clock)
+        del code, token
+        record_event(s, "parcel.deposited", data, clock=self._clock, message_id=message_id)
         pending.add("parcel.deposited", data)
         audit(s, Actor.COURIER, "deposit", "deposited", actor_id=deposit.courier_id,
               target=parcel.id, detail={"compartment": parcel.compartment, "deposit_id": deposit.id},
@@ -586,16 +598,19 @@ class LockerService:
         could then not be written would be an opening the cloud never hears of (ADR 0026).
 
         Far from the budget, one read decides. Near it, the outbox's own rule decides (it
-        may drop telemetry to make room): a probe event in a transaction that is rolled
-        back, so it costs no commit and uses up no seq."""
+        may drop telemetry to make room): probe events for the whole room an opening needs
+        (ROOM_ROWS rows, ROOM_BYTES bytes), not one, in a transaction that is rolled back, so
+        it costs no commit and uses up no seq."""
         with self._db.read() as s:
             stats = s.get(OutboxStats, 1)
             if stats is None or (stats.pending_rows + ROOM_ROWS <= stats.max_rows
                                  and stats.pending_bytes + ROOM_BYTES <= stats.max_bytes):
                 return
+        padding = "x" * (ROOM_BYTES // ROOM_ROWS - 64)
         with self._db.write() as s:
             try:
-                record_event(s, "door.opened", {"compartment": 0}, clock=self._clock)
+                for _ in range(ROOM_ROWS):
+                    record_event(s, "door.opened", {"compartment": 0, "probe": padding}, clock=self._clock)
             finally:
                 s.rollback()
 
