@@ -54,6 +54,7 @@ def build_controller(settings: Settings, *, clock: Clock | None = None) -> Contr
     db = Database(settings.database_path)
     db.upgrade()
     settings = apply_stored_overrides(settings, db)  # what the cloud set with config.set
+    _use_simulated_platform_key(settings)
     controller = Controller(settings=settings, db=db, clock=clock or SystemClock())
     _build_locker(controller)
     _build_community(controller)
@@ -131,7 +132,8 @@ def _build_locker(controller: Controller) -> None:
         locker.couriers = {"000000": "demo-courier"}  # so a person can try the courier screens
     # The live settings object, not a copy: config.set changes thresholds in place.
     service = LockerService(controller.db, bus, locker.layout(), controller.clock, secret, tokens,
-                            alarm, locker, site_id=settings.mqtt.site_id)
+                            alarm, locker, site_id=settings.mqtt.site_id,
+                            seal_secret=_platform_sealer(settings))
     if simulator is not None:
         from edge.locker.demo import DemoHand
 
@@ -252,7 +254,8 @@ def _build_bridge(controller: Controller) -> None:
         # part seeds its demo through the same replace() that catalogue.sync calls).
         seeded = "catalogue" in services and not services["catalogue"].is_empty()
         cloud = CloudSimulator(broker.host, broker.port,
-                               catalogue=None if seeded else load_catalogue(None, settings.mqtt.site_id))
+                               catalogue=None if seeded else load_catalogue(None, settings.mqtt.site_id),
+                               platform_key=_simulated_cloud_key(settings))
         controller.components += [broker, cloud]
     try:
         software = version("community-station-edge")
@@ -320,3 +323,34 @@ def serve(controller: Controller) -> None:
         pass
     finally:
         controller.stop()
+
+
+def _use_simulated_platform_key(settings: Settings) -> None:
+    """Simulate mode with no platform key: the simulated cloud's own key pair (kept under
+    keys/), so deposits seal their codes to it and it can open them for the demo."""
+    if not settings.simulate or settings.mqtt.platform_public_key:
+        return
+    from simulators.cloud import ensure_platform_keys
+
+    public = ensure_platform_keys(settings.keys_dir)
+    settings.mqtt = settings.mqtt.model_copy(update={"platform_public_key": public})
+
+
+def _platform_sealer(settings: Settings) -> Any:
+    """seal(secret, message_id) to the platform's key, or None when no key is set."""
+    from edge.identity.sealing import parse_public_key, seal
+
+    if not settings.mqtt.platform_public_key:
+        log.warning("no_platform_key", why="mqtt.platform_public_key is not set: deposits are refused")
+        return None
+    key = parse_public_key(settings.mqtt.platform_public_key)
+    return lambda secret, message_id: seal(key, secret, message_id)
+
+
+def _simulated_cloud_key(settings: Settings) -> Any:
+    """The simulated cloud opens sealed secrets only when the edge seals to its key."""
+    from edge.identity.sealing import public_key_text
+    from simulators.cloud import simulated_platform_key
+
+    key = simulated_platform_key(settings.keys_dir)
+    return key if public_key_text(key.public_key()) == settings.mqtt.platform_public_key else None
