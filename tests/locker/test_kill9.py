@@ -18,6 +18,7 @@ import pytest
 from edge.storage import Database
 from tests.locker.conftest import COURIER_CODE, COURIER_ID, outbox
 from tests.support.ports import free_port
+from tests.support.platform import revealed
 
 pytestmark = pytest.mark.timeout(90)
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,7 +116,7 @@ def test_kill_9_with_the_door_open_loses_nothing(tmp_path, sim):
         [reconciled] = [e for e in events if e.type == "locker.reconciled"]
         assert {"finding": "deposit_after_restart", "compartment": number, "deposit_id": deposit["deposit_id"],
                 "was": "door_open", "now": "deposited"} in reconciled.data["findings"]
-        code = outbox(db, "parcel.deposited")[0].data["pickup_code"]
+        code = revealed(outbox(db, "parcel.deposited")[0])["pickup_code"]
         assert len(code) == 8 and code not in controller.log.read_text()  # never logged
     finally:
         db.dispose()

@@ -8,6 +8,7 @@ from edge.app import build_controller
 from edge.kiosk_ui import create_app
 from edge.settings import load_settings
 from tests.locker.conftest import outbox, wait_until
+from tests.support.platform import revealed
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,7 +35,7 @@ def test_every_flow_works_with_no_hardware(simulated):
     assert client.post("/api/sim/lockboard/door", json={"compartment": number, "action": "close"}).json["ok"]
     [deposited] = wait_until(lambda: outbox(simulated.db, "parcel.deposited"), what="deposited")
 
-    pickup = client.post("/api/locker/pickup", json={"code": deposited.data["pickup_code"]}).json
+    pickup = client.post("/api/locker/pickup", json={"code": revealed(deposited)["pickup_code"]}).json
     wait_until(lambda: client.get(f"/api/locker/pickups/{pickup['pickup_id']}").json["state"] == "collected",
                what="collected (the demo hand empties the compartment)")
 
