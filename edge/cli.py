@@ -25,6 +25,9 @@ def _options(
     ),
 ) -> None:
     ctx.obj = {"config": config}
+    from edge.logs import configure_logging
+
+    configure_logging()  # stderr, redacted: stdout carries only a command's output (--json)
 
 
 def settings_from(ctx: typer.Context, **overrides: Any) -> Settings:
