@@ -39,14 +39,16 @@ class Diagnostics(Protocol):
 class HttpDiagnostics:
     """The running controller's /api/diag endpoints."""
 
-    def __init__(self, base_url: str, timeout_s: float = 30) -> None:
+    def __init__(self, base_url: str, token: str, timeout_s: float = 30) -> None:
         self._base = base_url.rstrip("/")
+        self._token = token  # the controller's local API credential (<data_dir>/api.token)
         self._timeout_s = timeout_s
 
     def _call(self, path: str, body: dict[str, Any] | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"{self._base}/api/diag/{path}", data=data,
-                                         headers={"Content-Type": "application/json"},
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {self._token}"},
                                          method="GET" if body is None else "POST")
         try:
             with urllib.request.urlopen(request, timeout=self._timeout_s) as reply:
@@ -95,7 +97,7 @@ def open_diagnostics(ctx: typer.Context) -> Iterator[tuple[Diagnostics, str]]:
         try:  # a running controller (even a simulated one) answers without any bus setting here
             BusLock(bus_lock_path(settings.data_dir)).acquire().release()
         except BusBusy:
-            yield HttpDiagnostics(controller_url), "controller"
+            yield HttpDiagnostics(controller_url, _api_token(settings)), "controller"
             return
         _fail("the controller is not running and no lock-board bus is configured "
               "(set locker.serial_url / EDGE_LOCKER__SERIAL_URL)")
@@ -106,7 +108,7 @@ def open_diagnostics(ctx: typer.Context) -> Iterator[tuple[Diagnostics, str]]:
         try:
             _build_locker(controller)
         except BusBusy:
-            yield HttpDiagnostics(controller_url), "controller"
+            yield HttpDiagnostics(controller_url, _api_token(settings)), "controller"
             return
         runtime = controller.components[-1]
         try:
@@ -115,6 +117,21 @@ def open_diagnostics(ctx: typer.Context) -> Iterator[tuple[Diagnostics, str]]:
             runtime.release()  # type: ignore[attr-defined]
     finally:
         db.dispose()
+
+
+def _api_token(settings: Any) -> str:
+    """The running controller's local API credential: readable by its user and root only."""
+    from edge.kiosk_ui.guard import API_TOKEN_FILE
+
+    path = settings.data_dir / API_TOKEN_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:  # a controller that has not served yet; its API refuses or is silent
+        return ""
+    except OSError as exc:
+        _fail(f"cannot read the local API credential {path} ({exc.strerror}); "
+              "run as the controller's user or with sudo")
+    raise AssertionError("unreachable")
 
 
 def _fail(message: str, code: int = 2) -> None:
