@@ -130,7 +130,7 @@ def test_bad_input_gets_a_clear_error_and_opens_nothing(controller, client, cour
     for body, code in cases:
         reply = client.post("/api/locker/deposits", headers=courier, json=body)
         assert (reply.status_code, reply.json["error"]["code"]) == (400, code)
-    assert client.post("/api/locker/deposits", headers=courier, data="not json").status_code == 400
+    assert client.post("/api/locker/deposits", headers=courier, data="not json").status_code == 415  # JSON only
     assert client.post("/api/locker/deposits", json={"waybill": "a", "phone": PHONE, "size": "M"}).status_code == 401
     bad_login = client.post("/api/locker/courier/login", json={"code": "999999"})
     assert bad_login.status_code == 401 and bad_login.json["error"]["code"] == "unknown_courier"
