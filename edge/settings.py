@@ -93,7 +93,7 @@ class LockerSettings(_Section):
             return list(range(value))
         if isinstance(value, str):
             text = value.strip().strip("[]").strip()
-            if text.isdigit() and "," not in value:
+            if text.isascii() and text.isdigit() and "," not in value:
                 return list(range(int(text)))
             return [int(part) for part in text.split(",") if part.strip()]
         return value
