@@ -272,6 +272,28 @@ def events(ctx: typer.Context, limit: int = typer.Option(20, "--limit", min=1, m
     console.print(outbox_table)
 
 
+@diag_app.command()
+def security(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """File modes, local API credential, platform key, broker TLS and credentials. Exit 1
+    when one is not as docs/security.md expects."""
+    from edge.cli import settings_from
+    from edge.security import security_checks
+
+    checks = security_checks(settings_from(ctx))
+    if as_json:
+        _emit_json(checks)
+    else:
+        table = Table(title="security")
+        for column in ("check", "result", "detail"):
+            table.add_column(column)
+        for check in checks:
+            table.add_row(check["check"], "[green]ok[/green]" if check["ok"] else "[red]FAIL[/red]",
+                          check["detail"])
+        console.print(table)
+    if not all(check["ok"] for check in checks):
+        raise typer.Exit(1)
+
+
 # --- identification: QR decoding and the iris camera ---------------------------------------
 
 _SIM_QR_TEXT = "EDGE-DIAG-SCAN"  # what the simulated camera shows to `diag scan` in simulate mode

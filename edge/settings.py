@@ -198,7 +198,7 @@ class MqttSettings(_Section):
         if self.platform_public_key is None:
             raise ValueError("mqtt.platform_public_key (EDGE_MQTT__PLATFORM_PUBLIC_KEY) is required "
                              "with a broker: pickup codes travel sealed to the platform")
-        if not self.uses_tls and not self.insecure_plaintext and not _is_loopback(self.host):
+        if not self.uses_tls and not self.insecure_plaintext and not is_loopback_host(self.host):
             raise ValueError(f"broker {self.host} is not loopback: set mqtt.tls_ca or mqtt.tls "
                              "(or mqtt.insecure_plaintext = true to accept plain text)")
         if (self.client_cert or self.tls_cert) and not (self.client_key or self.tls_key):
@@ -219,7 +219,7 @@ class MqttSettings(_Section):
             raise SettingsError(f"bad setting mqtt.password_file: cannot read a password ({exc})") from None
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
     if host == "localhost":
         return True
     try:
