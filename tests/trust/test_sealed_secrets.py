@@ -80,16 +80,29 @@ def test_without_a_platform_key_no_deposit_door_opens(tmp_path, sim, monkeypatch
         controller.stop()
 
 
-def test_simulate_mode_seals_to_the_simulated_cloud_which_opens_it(tmp_path, monkeypatch):
+def test_simulate_mode_seals_to_the_simulated_cloud_which_opens_it(tmp_path, monkeypatch, capfd):
     from edge.app import build_controller
-    from simulators.cloud import simulated_platform_key
+    from simulators.cloud import CloudSimulator, simulated_platform_key
+    from tests.locker.conftest import wait_until
 
     monkeypatch.delenv("EDGE_MQTT__PLATFORM_PUBLIC_KEY")
     settings = load_settings(data_dir=tmp_path / "data", simulate=True, http={"port": 0})
     controller = build_controller(settings)
+    controller.start()
     try:
         key = simulated_platform_key(settings.keys_dir)
         assert controller.settings.mqtt.platform_public_key == public_key_text(key.public_key())
         assert public_key_text(PLATFORM_PRIVATE_KEY.public_key()) != controller.settings.mqtt.platform_public_key
+        [cloud] = [c for c in controller.components if isinstance(c, CloudSimulator)]
+        locker, board_sim = controller.services["locker"], controller.services["lockboard_simulator"]
+        view = locker.start_deposit("demo-courier", "SF-DEMO", "13800138000", "S")
+        spec = locker.compartment_location(view.compartment)
+        board_sim.set_item(spec.board, spec.lock, True)
+        board_sim.close_door(spec.board, spec.lock)
+        parcel_id = wait_until(lambda: locker.deposit_status(view.deposit_id).parcel_id, timeout=15, what="stored")
+        opened = wait_until(lambda: cloud.pickup_secrets.get(parcel_id), timeout=20, what="the cloud opened it")
+        assert cloud.violations == []
+        assert f"pickup code {opened['pickup_code']}" in capfd.readouterr().out  # the demo's "SMS"
+        assert locker.pickup_with_code(opened["pickup_code"]).parcel_id == parcel_id
     finally:
         controller.stop()
