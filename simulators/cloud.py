@@ -190,9 +190,9 @@ class CloudSimulator:
         except SealError as exc:
             self._violation(f"parcel.deposited {data.get('parcel_id')}: {exc}")
             return
-        self.pickup_secrets[str(data.get("parcel_id"))] = opened
         print(f"[simulated cloud] SMS to {data.get('phone_masked')}: parcel in compartment "
               f"{data.get('compartment')}, pickup code {opened.get('pickup_code')}", flush=True)
+        self.pickup_secrets[str(data.get("parcel_id"))] = opened  # after the print: tests wait on it
 
     def _violation(self, text: str) -> None:
         with self._changed:
