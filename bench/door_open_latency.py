@@ -70,7 +70,9 @@ def measure(opens: int, busy: bool) -> dict[str, list[float]]:
         controller = build_controller(settings)
         freeze_startup_objects()  # as `edge run` does
         controller.start()
-        server = create_server(create_app(controller), host="127.0.0.1", port=0, threads=4)
+        app = create_app(controller)
+        server = create_server(app, host="127.0.0.1", port=0, threads=4)
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {app.config['EDGE_API_TOKEN']}"}
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         connection = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)
@@ -83,7 +85,7 @@ def measure(opens: int, busy: bool) -> dict[str, list[float]]:
                 seen = len(sim.frames_received)
                 started = time.perf_counter()
                 connection.request("POST", "/api/diag/open", json.dumps({"compartment": number, "who": "bench"}),
-                                   {"Content-Type": "application/json"})
+                                   headers)
                 reply = connection.getresponse()
                 body = json.loads(reply.read())
                 replied = time.perf_counter()

@@ -26,7 +26,9 @@ from sqlalchemy import select  # noqa: E402
 
 from edge.app import build_controller
 from edge.kiosk_ui import create_app
+from edge.identity.sealing import unseal
 from edge.settings import load_settings
+from simulators.cloud import ensure_platform_keys, simulated_platform_key
 from edge.storage import OutboxEvent
 from simulators.lockboard import LockBoardSimulator
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS as ARGS, ensure_chromium
@@ -61,7 +63,8 @@ class Station:
         locker = {"serial_url": self.simulator.start_pty(), "poll_interval_s": 0.05,
                   "couriers": {"246810": "bench-courier"}}
         settings = load_settings(data_dir=data_dir, simulate=True, http={"port": 0}, locker=locker,
-                                 mqtt={"host": "127.0.0.1", "port": free_port()})
+                                 mqtt={"host": "127.0.0.1", "port": free_port(),
+                                       "platform_public_key": ensure_platform_keys(data_dir / "keys")})
         self.controller = build_controller(settings)
         self.controller.start()
         self.app = create_app(self.controller)
@@ -86,7 +89,9 @@ class Station:
         with self.controller.db.read() as s:
             event = s.scalars(select(OutboxEvent).where(OutboxEvent.type == "parcel.deposited")
                               .order_by(OutboxEvent.seq.desc())).first()
-            return event.data["pickup_code"]
+            # Open the sealed code as the platform would (the bench holds the simulated key).
+            return unseal(simulated_platform_key(self.controller.settings.keys_dir),
+                          event.data["secret"], event.message_id)["pickup_code"]
 
     def empty_door(self, number: int) -> None:
         spec = self.controller.services.locker.compartment_location(number)

@@ -131,9 +131,19 @@ def wait_drained(db: Database, timeout: float) -> None:
     raise TimeoutError("the outbox did not drain")
 
 
+def bench_platform_key() -> str:
+    """A throwaway platform key: a broker setting needs one (sealed pickup secrets)."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from edge.identity.sealing import public_key_text
+
+    return public_key_text(X25519PrivateKey.generate().public_key())
+
+
 def bridge_for(workdir: Path, broker: Broker, db: Database) -> Bridge:
     settings = load_settings(data_dir=workdir, mqtt={"host": broker.host, "port": broker.port,
-                                                     "site_id": "bench", "device_id": "edge", "window": WINDOW},
+                                                     "site_id": "bench", "device_id": "edge", "window": WINDOW,
+                                                     "platform_public_key": bench_platform_key()},
                              outbox={"max_pending_rows": 10**7, "max_pending_bytes": 2**31,
                                      "published_tail_rows": 10**7})  # keep rows for the latency figures
     return Bridge(settings, db, CommandRouter(db, SystemClock()), clock=SystemClock(), version="bench")

@@ -191,11 +191,14 @@ class Bridge:
         client.suppress_exceptions = True  # paho logs a callback's exception instead of dying
         client.max_inflight_messages_set(self._mqtt.window + 4)
         client.max_queued_messages_set(self._mqtt.window + 8)  # the window + status + snapshot
-        if self._mqtt.tls_ca or self._mqtt.tls_cert:
+        if self._mqtt.uses_tls:
+            cert = self._mqtt.client_cert or self._mqtt.tls_cert
+            key = self._mqtt.client_key or self._mqtt.tls_key
             client.tls_set(ca_certs=str(self._mqtt.tls_ca) if self._mqtt.tls_ca else None,
-                           certfile=str(self._mqtt.tls_cert) if self._mqtt.tls_cert else None,
-                           keyfile=str(self._mqtt.tls_key) if self._mqtt.tls_key else None,
+                           certfile=str(cert) if cert else None, keyfile=str(key) if key else None,
                            cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        if self._mqtt.username:
+            client.username_pw_set(self._mqtt.username, self._mqtt.password())
         client.will_set(self.topics.status, self._status(False), qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -387,7 +390,7 @@ class Bridge:
                 continue
             try:
                 self._router.handle(self.topics.command_name(message.topic), message.payload,
-                                    _route_of(message))
+                                    _route_of(message, self.topics.reply))
             except Exception:  # noqa: BLE001 - not acknowledged: the broker delivers it again
                 log.exception("command_not_recorded", topic=message.topic[:200])
                 continue
@@ -396,10 +399,17 @@ class Bridge:
             self._wake.set()
 
 
-def _route_of(message: mqtt.MQTTMessage) -> Route:
+def _route_of(message: mqtt.MQTTMessage, reply_topic: str) -> Route:
+    """The reply's route. A Response Topic outside the device's own reply namespace
+    (`reply_topic` or below it) is not honoured: the router refuses the command on the
+    default reply topic instead, so a command cannot make the edge publish elsewhere."""
     properties = getattr(message, "properties", None)
     topic = getattr(properties, "ResponseTopic", None)
-    if not isinstance(topic, str) or not topic or "+" in topic or "#" in topic or len(topic) > 256:
-        topic = None
     correlation = getattr(properties, "CorrelationData", None)
-    return Route(topic=topic, correlation_data=bytes(correlation) if correlation else None)
+    correlation = bytes(correlation) if correlation else None
+    if topic is None or topic == "":
+        return Route(correlation_data=correlation)
+    inside = isinstance(topic, str) and (topic == reply_topic or topic.startswith(reply_topic + "/"))
+    if not inside or "+" in topic or "#" in topic or len(topic) > 256:
+        return Route(correlation_data=correlation, refused_topic=str(topic)[:256])
+    return Route(topic=topic, correlation_data=correlation)

@@ -46,6 +46,7 @@ class Route:
 
     topic: str | None = None
     correlation_data: bytes | None = None
+    refused_topic: str | None = None  # a Response Topic outside the device's reply namespace
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class CommandRouter:
         """Run one command and record its reply; returns the reply's outcome. Never raises
         for anything the payload contains (StorageFull and database faults do raise: the
         command is then not acknowledged and the broker delivers it again)."""
+        if route.refused_topic is not None:
+            return self._refuse(name, None, CommandError(
+                "bad_response_topic", "replies go only to this device's reply topic or below it"), route)
         try:
             command = self._parse(name, payload)
         except CommandError as refusal:

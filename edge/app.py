@@ -41,6 +41,8 @@ def build_controller(settings: Settings, *, clock: Clock | None = None) -> Contr
     settings = apply_stored_overrides(settings, db)  # what the cloud set with config.set
     controller = Controller(settings=settings, db=db, clock=clock or SystemClock(),
                             simulation=Simulation() if settings.simulate else None)
+    if controller.simulation is not None:
+        controller.simulation.use_platform_key(settings)
     _build_community(controller)  # first: the locker files parcels by the residents' phone hash
     build_locker(controller)
     _build_identity(controller)
@@ -125,7 +127,8 @@ def build_locker(controller: Controller) -> LockerRuntime | None:
         db=controller.db, bus=bus, layout=locker.layout(), clock=controller.clock, box_secret=secret,
         pickup_tokens=tokens, alarm=_door_alarm(station_io), settings=locker,
         phone_hash=partial(phone_hash, settings.mqtt.site_id),
-        resident_phone_hash=residents.phone_hash_of if residents is not None else None)
+        resident_phone_hash=residents.phone_hash_of if residents is not None else None,
+        seal_secret=_platform_sealer(settings))
     if simulation is not None:
         simulation.attach_demo_hand(service)
     controller.services.locker = service
@@ -376,3 +379,17 @@ def serve(controller: Controller) -> None:
         pass
     finally:
         controller.stop()
+
+
+
+def _platform_sealer(settings: Settings) -> Any:
+    """seal(secret, message_id) to the platform's key, or None when no key is set."""
+    from edge.identity.sealing import parse_public_key, seal
+
+    if not settings.mqtt.platform_public_key:
+        log.warning("no_platform_key", why="mqtt.platform_public_key is not set: deposits are refused")
+        return None
+    key = parse_public_key(settings.mqtt.platform_public_key)
+    return lambda secret, message_id: seal(key, secret, message_id)
+
+

@@ -26,6 +26,9 @@ def _options(
     ),
 ) -> None:
     ctx.obj = {"config": config}
+    from edge.logs import configure_logging
+
+    configure_logging()  # stderr, redacted: stdout carries only a command's output (--json)
 
 
 @app.command()
@@ -43,6 +46,10 @@ def run(
     if port is not None:
         settings.http.port = port
     configure_logging(settings.log_level)
+    from edge.files import lock_down_data_dir
+
+    lock_down_data_dir(settings.data_dir)  # 0700/0600 and umask 077, whoever starts us
+    _warn_if_plaintext_broker(settings)
     from edge.locker.buslock import BusBusy
 
     try:
@@ -52,6 +59,16 @@ def run(
         raise typer.Exit(2) from None
     freeze_startup_objects()
     serve(controller)
+
+
+def _warn_if_plaintext_broker(settings: Settings) -> None:
+    """mqtt.insecure_plaintext is a decision someone made: say so at every start."""
+    mqtt = settings.mqtt
+    if mqtt.host and mqtt.insecure_plaintext and not mqtt.uses_tls:
+        from edge.logs import get_logger
+
+        get_logger("edge.cli").warning("mqtt_insecure_plaintext", host=mqtt.host,
+                                       why="mqtt.insecure_plaintext = true: broker traffic is not encrypted")
 
 
 def freeze_startup_objects() -> None:

@@ -41,14 +41,16 @@ class Diagnostics(Protocol):
 class HttpDiagnostics:
     """The running controller's /api/diag endpoints."""
 
-    def __init__(self, base_url: str, timeout_s: float = 30) -> None:
+    def __init__(self, base_url: str, token: str, timeout_s: float = 30) -> None:
         self._base = base_url.rstrip("/")
+        self._token = token  # the controller's local API credential (<data_dir>/api.token)
         self._timeout_s = timeout_s
 
     def _call(self, path: str, body: dict[str, Any] | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"{self._base}/api/diag/{path}", data=data,
-                                         headers={"Content-Type": "application/json"},
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {self._token}"},
                                          method="GET" if body is None else "POST")
         try:
             with urllib.request.urlopen(request, timeout=self._timeout_s) as reply:
@@ -94,7 +96,7 @@ def open_diagnostics(ctx: typer.Context) -> Iterator[tuple[Diagnostics, str]]:
         try:  # a running controller (even a simulated one) answers without any bus setting here
             BusLock(bus_lock_path(settings.data_dir)).acquire().release()
         except BusBusy:
-            yield HttpDiagnostics(controller_url), "controller"
+            yield HttpDiagnostics(controller_url, _api_token(settings)), "controller"
             return
         _fail("the controller is not running and no lock-board bus is configured "
               "(set locker.serial_url / EDGE_LOCKER__SERIAL_URL)")
@@ -102,9 +104,24 @@ def open_diagnostics(ctx: typer.Context) -> Iterator[tuple[Diagnostics, str]]:
         try:
             diagnostics = stack.enter_context(local_locker_diagnostics(settings))
         except BusBusy:
-            yield HttpDiagnostics(controller_url), "controller"
+            yield HttpDiagnostics(controller_url, _api_token(settings)), "controller"
             return
         yield diagnostics, "local bus"
+
+
+def _api_token(settings: Any) -> str:
+    """The running controller's local API credential: readable by its user and root only."""
+    from edge.kiosk_ui.guard import API_TOKEN_FILE
+
+    path = settings.data_dir / API_TOKEN_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:  # a controller that has not served yet; its API refuses or is silent
+        return ""
+    except OSError as exc:
+        _fail(f"cannot read the local API credential {path} ({exc.strerror}); "
+              "run as the controller's user or with sudo")
+    raise AssertionError("unreachable")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -243,6 +260,27 @@ def events(ctx: typer.Context, limit: int = typer.Option(20, "--limit", min=1, m
                              json.dumps(row["data"], ensure_ascii=False)[:120])
     console.print(audit_table)
     console.print(outbox_table)
+
+
+@diag_app.command()
+def security(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """File modes, local API credential, platform key, broker TLS and credentials. Exit 1
+    when one is not as docs/security.md expects."""
+    from edge.security import security_checks
+
+    checks = security_checks(settings_from(ctx))
+    if as_json:
+        _emit_json(checks)
+    else:
+        table = Table(title="security")
+        for column in ("check", "result", "detail"):
+            table.add_column(column)
+        for check in checks:
+            table.add_row(check["check"], "[green]ok[/green]" if check["ok"] else "[red]FAIL[/red]",
+                          check["detail"])
+        console.print(table)
+    if not all(check["ok"] for check in checks):
+        raise typer.Exit(1)
 
 
 # --- identification: QR decoding and the iris camera ---------------------------------------

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import re
 
-_MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+# [0-9], not \d: \d also takes Arabic-Indic and full-width digits, which are no phone number.
+_MAINLAND_MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
 
 
 class InvalidPhone(ValueError):

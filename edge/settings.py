@@ -66,7 +66,7 @@ class SiteSettings(_Section):
 class LockerSettings(_Section):
     serial_url: str | None = None  # any pyserial URL; None with --simulate means "start the simulator"
     boards: Annotated[list[int], NoDecode] = [0, 1]
-    closed_bit: Literal[0, 1] = 1
+    closed_bit: int = Field(1, ge=0, le=1)  # not Literal[0, 1]: that refuses "0" from the environment
     baudrate: int = 19200
     reply_timeout_s: float = Field(REPLY_TIMEOUT_S, gt=0)  # the driver's default
     unlock_gap_s: float = Field(0.1, ge=0)
@@ -95,7 +95,7 @@ class LockerSettings(_Section):
             return list(range(value))
         if isinstance(value, str):
             text = value.strip().strip("[]").strip()
-            if text.isdigit() and "," not in value:
+            if text.isascii() and text.isdigit() and "," not in value:
                 return list(range(int(text)))
             return [int(part) for part in text.split(",") if part.strip()]
         return value
@@ -171,6 +171,63 @@ class MqttSettings(_Section):
     window: int = Field(100, ge=1, le=1000)  # outbox messages in flight awaiting PUBACK
     reconnect_min_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30, gt=0)
+    # Trust (ADR 0110, docs/security.md): sealed pickup secrets, broker credentials, TLS.
+    platform_public_key: str | None = None  # base64 of the platform's raw X25519 public key
+    username: str | None = None
+    password_file: Path | None = None  # one line: the broker password (kept out of edge.toml)
+    client_cert: Path | None = None  # TLS client certificate (PEM); tls_cert is the older name
+    client_key: Path | None = None
+    tls: bool = False  # TLS with the system's CAs even when tls_ca is not set
+    insecure_plaintext: bool = False  # allow a non-loopback broker without TLS (warned at start)
+
+    @field_validator("platform_public_key")
+    @classmethod
+    def _x25519_key(cls, value: str | None) -> str | None:
+        from edge.identity.sealing import SealError, parse_public_key
+
+        if value is None or not value.strip():
+            return None
+        try:
+            parse_public_key(value)
+        except SealError as exc:
+            raise ValueError(str(exc)) from None
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _trusted_broker(self) -> "MqttSettings":
+        if self.host is None:
+            return self
+        if self.platform_public_key is None:
+            raise ValueError("mqtt.platform_public_key (EDGE_MQTT__PLATFORM_PUBLIC_KEY) is required "
+                             "with a broker: pickup codes travel sealed to the platform")
+        if not self.uses_tls and not self.insecure_plaintext and not is_loopback_host(self.host):
+            raise ValueError(f"broker {self.host} is not loopback: set mqtt.tls_ca or mqtt.tls "
+                             "(or mqtt.insecure_plaintext = true to accept plain text)")
+        if (self.client_cert or self.tls_cert) and not (self.client_key or self.tls_key):
+            raise ValueError("mqtt.client_cert needs mqtt.client_key")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return bool(self.tls or self.tls_ca or self.client_cert or self.tls_cert)
+
+    def password(self) -> str | None:
+        """The broker password from password_file (first line), or None."""
+        if self.password_file is None:
+            return None
+        try:
+            return self.password_file.read_text().splitlines()[0]
+        except (OSError, IndexError) as exc:
+            raise SettingsError(f"bad setting mqtt.password_file: cannot read a password ({exc})") from None
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class OutboxSettings(_Section):

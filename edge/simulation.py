@@ -67,8 +67,29 @@ class Simulation:
         # The simulated cloud sends a catalogue only to a box that has none (the community
         # part seeds its demo through the same replace() that catalogue.sync calls).
         catalogue = None if box_has_catalogue else load_catalogue(None, settings.mqtt.site_id)
-        self.cloud = CloudSimulator(self.broker.host, self.broker.port, catalogue=catalogue)
+        self.cloud = CloudSimulator(self.broker.host, self.broker.port, catalogue=catalogue,
+                                    platform_key=self._cloud_platform_key(settings))
         return [self.broker, self.cloud]
+
+    @staticmethod
+    def use_platform_key(settings: Settings) -> None:
+        """No platform key set: the simulated cloud's own key pair (kept under keys/), so
+        deposits seal their codes to it and it can open them for the demo."""
+        if settings.mqtt.platform_public_key:
+            return
+        from simulators.cloud import ensure_platform_keys
+
+        public = ensure_platform_keys(settings.keys_dir)
+        settings.mqtt = settings.mqtt.model_copy(update={"platform_public_key": public})
+
+    @staticmethod
+    def _cloud_platform_key(settings: Settings) -> Any:
+        """The simulated cloud opens sealed secrets only when the edge seals to its key."""
+        from edge.identity.sealing import public_key_text
+        from simulators.cloud import simulated_platform_key
+
+        key = simulated_platform_key(settings.keys_dir)
+        return key if public_key_text(key.public_key()) == settings.mqtt.platform_public_key else None
 
     # --- demo data and the demo hand ------------------------------------------------------
 

@@ -35,7 +35,7 @@ from cloud_bridge import contract
 from edge.clock import iso_utc
 
 DEFAULT_CATALOGUE = contract.EXAMPLES_DIR / "catalogue.json"
-REPLY_PREFIX = "cloud-sim/replies"
+PLATFORM_KEY_FILE = "simulated_platform_x25519.key"  # simulate mode only: the cloud's private key
 Device = tuple[str, str]  # (site_id, device_id)
 
 
@@ -66,7 +66,8 @@ class DeviceLog:
 class CloudSimulator:
     def __init__(self, host: str, port: int, *, catalogue: dict[str, Any] | None = None,
                  decide: Callable[[dict[str, Any]], tuple[bool, str | None]] | None = approve_unless_evening,
-                 client_id: str | None = None, session_expiry_s: int = 0) -> None:
+                 client_id: str | None = None, session_expiry_s: int = 0,
+                 platform_key: Any = None) -> None:
         self.host, self.port = host, port
         self.catalogue = catalogue
         self.decide = decide
@@ -80,7 +81,10 @@ class CloudSimulator:
         self.unmatched_replies: list[dict[str, Any]] = []  # replies without a transaction_id
         self.catalogue_sent: set[Device] = set()
         self._changed = threading.Condition()
-        self._reply_topic = f"{REPLY_PREFIX}/{uuid.uuid4().hex[:8]}"
+        # Replies come back inside each device's own reply namespace (the edge refuses others).
+        self._reply_id = f"cloud-sim-{uuid.uuid4().hex[:8]}"
+        self.platform_key = platform_key  # X25519PrivateKey: opens sealed pickup secrets
+        self.pickup_secrets: dict[str, dict[str, Any]] = {}  # parcel_id -> opened secret
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5,
                                    client_id=client_id or f"cloud-sim-{uuid.uuid4().hex[:8]}")
         self._client.suppress_exceptions = True
@@ -107,7 +111,7 @@ class CloudSimulator:
         if reason_code.is_failure:
             return
         for pattern in ("edge/v1/+/+/evt/#", "edge/v1/+/+/status", "edge/v1/+/+/state/#",
-                        "edge/v1/+/+/reply", f"{self._reply_topic}/#"):
+                        "edge/v1/+/+/reply/#"):
             client.subscribe(pattern, qos=1)
         self.connected.set()
 
@@ -121,7 +125,7 @@ class CloudSimulator:
             self._violation(f"{message.topic}: not an object")
             return
         topic = message.topic
-        kind = "reply" if topic.startswith(REPLY_PREFIX) else contract.kind_of(topic, envelope)
+        kind = contract.kind_of(topic, envelope)
         for problem in contract.errors(kind, envelope) if (contract.SCHEMA_DIR / f"{kind}.json").exists() \
                 else [f"no schema for {kind}"]:
             self._violation(f"{topic}: {problem}")
@@ -162,6 +166,8 @@ class CloudSimulator:
             else:
                 self.replies[transaction_id].append(envelope)
                 self.reply_correlations[transaction_id].append(correlation)
+        elif envelope.get("type") == "parcel.deposited":
+            self._open_secret(envelope)
         elif envelope.get("type") == "outbox.dropped":
             for first, last in envelope["data"]["ranges"]:
                 log.explained.update(range(first, last + 1))
@@ -170,6 +176,23 @@ class CloudSimulator:
             self.send_command(device, "booking.decision", {
                 "booking_id": envelope["data"]["booking_id"],
                 "decision": "approved" if approved else "rejected", "reason": reason})
+
+    def _open_secret(self, envelope: dict[str, Any]) -> None:
+        """What the platform does with parcel.deposited: open the sealed code to text it to
+        the resident. The demo prints it, since no SMS is sent."""
+        from edge.identity.sealing import SealError, unseal
+
+        data = envelope.get("data") or {}
+        if self.platform_key is None or not isinstance(data.get("secret"), str):
+            return
+        try:
+            opened = unseal(self.platform_key, data["secret"], str(envelope.get("message_id")))
+        except SealError as exc:
+            self._violation(f"parcel.deposited {data.get('parcel_id')}: {exc}")
+            return
+        print(f"[simulated cloud] SMS to {data.get('phone_masked')}: parcel in compartment "
+              f"{data.get('compartment')}, pickup code {opened.get('pickup_code')}", flush=True)
+        self.pickup_secrets[str(data.get("parcel_id"))] = opened  # after the print: tests wait on it
 
     def _violation(self, text: str) -> None:
         with self._changed:
@@ -188,7 +211,7 @@ class CloudSimulator:
         if expires_in is not None:
             command["expires_at"] = iso_utc(now + expires_in)
         properties = Properties(PacketTypes.PUBLISH)
-        properties.ResponseTopic = f"{self._reply_topic}/{device[0]}/{device[1]}"
+        properties.ResponseTopic = f"edge/v1/{device[0]}/{device[1]}/reply/{self._reply_id}"
         properties.CorrelationData = correlation or transaction_id.encode()
         site, device_id = device
         self._client.publish(f"edge/v1/{site}/{device_id}/cmd/{name}",
@@ -287,3 +310,19 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def ensure_platform_keys(keys_dir: Path) -> str:
+    """The simulated platform's X25519 key pair under `keys_dir` (created once, 0600);
+    returns the public key as `mqtt.platform_public_key` takes it."""
+    from edge.identity.sealing import public_key_text
+
+    return public_key_text(simulated_platform_key(keys_dir).public_key())
+
+
+def simulated_platform_key(keys_dir: Path) -> Any:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from edge.identity.keys import load_or_create_key
+
+    return X25519PrivateKey.from_private_bytes(load_or_create_key(keys_dir / PLATFORM_KEY_FILE, 32))

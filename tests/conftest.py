@@ -21,6 +21,10 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith("EDGE_"):
             monkeypatch.delenv(name)
     monkeypatch.setattr("edge.settings.DEFAULT_CONFIG_FILE", Path("/nonexistent/edge.toml"))
+    # Every test box seals pickup secrets to the test platform's key (tests/support/platform.py).
+    from tests.support.platform import PLATFORM_PUBLIC_KEY
+
+    monkeypatch.setenv("EDGE_MQTT__PLATFORM_PUBLIC_KEY", PLATFORM_PUBLIC_KEY)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
@@ -33,12 +33,23 @@ def _registry() -> Registry:
     return Registry().with_resources(resources)
 
 
+def _is_integer(_checker: Any, instance: Any) -> bool:
+    """JSON Schema calls 3.0 an integer; the contract does not (compartment 3.0 is refused)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+StrictValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
 @cache
 def validator(kind: str) -> Draft202012Validator:
     path = SCHEMA_DIR / f"{kind}.json"
     if not path.is_file():
         raise ContractError(f"no schema for {kind!r} in the contract")
-    return Draft202012Validator(json.loads(path.read_text()), registry=_registry())
+    return StrictValidator(json.loads(path.read_text()), registry=_registry())
 
 
 def kinds() -> list[str]:

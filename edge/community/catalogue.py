@@ -37,7 +37,7 @@ from edge.storage import Actor, Database, audit
 
 CATEGORIES = ("public", "venue", "personal", "policy")
 Category = Literal["public", "venue", "personal", "policy"]
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 _ID = r"^[A-Za-z0-9._:-]{1,64}$"
 
 

@@ -18,6 +18,8 @@ def create_app(controller: "Controller") -> Flask:
     app = Flask(__name__)
     app.config["EDGE_SETTINGS"] = controller.settings
     app.extensions["edge"] = controller
+    from edge.kiosk_ui.guard import install_guard  # Host, body size, JSON type, API credential
+    install_guard(app, controller.settings.data_dir, controller.settings.http.port)
     from edge.kiosk_ui.screens import register_screens; register_screens(app)  # kiosk screens
     from edge.kiosk_ui.api import diag, locker, openapi  # JSON API: locker, diagnostics, its document
     locker.register(app, controller); diag.register(app); openapi.register(app)

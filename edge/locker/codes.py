@@ -11,7 +11,7 @@ import re
 import secrets
 
 CODE_DIGITS = 8
-_CODE_SHAPE = re.compile(rf"^\d{{{CODE_DIGITS}}}$")
+_CODE_SHAPE = re.compile(rf"^[0-9]{{{CODE_DIGITS}}}$")  # ASCII digits only, not \d
 
 
 class PickupCodes:

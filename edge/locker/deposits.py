@@ -2,6 +2,7 @@
 the parcel is stored (with its pickup code issued once) when the door closes on an item."""
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol, get_args
@@ -17,6 +18,7 @@ from edge.locker.errors import (
     DoorDidNotOpen,
     InvalidInput,
     NoFreeCompartment,
+    NoPlatformKey,
     NotFound,
     UnknownCourier,
     WrongState,
@@ -45,11 +47,15 @@ class Deposits:
     the door closes on an item. Door openings go through the shared `Doors`."""
 
     def __init__(self, doors: Doors, codes: PickupCodes, tokens: PickupTokens | None,
-                 phone_hash: Callable[[str], str]) -> None:
+                 phone_hash: Callable[[str], str],
+                 seal_secret: Callable[[dict[str, Any], str], str] | None = None) -> None:
         self._doors = doors
         self._codes = codes
         self._tokens = tokens
         self._phone_hash = phone_hash
+        # (secret, message_id) -> sealed text for the platform (edge.identity.sealing); without
+        # it a pickup code could not reach the resident, so deposits are refused.
+        self._seal_secret = seal_secret
         doors.add_follow_up(self.follow_up)
 
     def courier_for_code(self, code: str) -> str:
@@ -78,6 +84,9 @@ class Deposits:
             raise InvalidInput("bad_phone", str(exc)) from None
         if size not in SIZES:
             raise InvalidInput("bad_size", "size must be S, M or L")
+        if self._seal_secret is None:
+            raise NoPlatformKey("deposits need the platform's key (mqtt.platform_public_key) "
+                                "to send the pickup code sealed")
         now = self._doors.clock.now()
         with self._doors.lock:
             deposit = Deposit(
@@ -219,16 +228,20 @@ class Deposits:
         s.add(parcel)
         deposit.parcel_id = parcel.id
         end_deposit(deposit, "deposited", f"parcel stored in compartment {deposit.compartment}", clock.now())
+        # The code and token exist in clear only in this frame: they leave sealed to the
+        # platform, bound to the event's message id (ADR 0110); the box keeps their hashes.
+        message_id = str(uuid.uuid4())
+        token = self._tokens.issue(parcel.id, parcel.compartment, parcel.due_at) if self._tokens else None
+        assert self._seal_secret is not None  # start_deposit refused without it
         data = {
             "parcel_id": parcel.id, "deposit_id": deposit.id, "compartment": parcel.compartment,
             "size": parcel.size, "waybill": parcel.waybill, "courier_id": parcel.courier_id,
             "phone_masked": parcel.phone_masked,
-            "pickup_code": code,
-            "pickup_token": (self._tokens.issue(parcel.id, parcel.compartment, parcel.due_at)
-                             if self._tokens else None),
+            "secret": self._seal_secret({"pickup_code": code, "pickup_token": token}, message_id),
             "deposited_at": iso_utc(now), "due_at": iso_utc(parcel.due_at),
         }
-        record_event(s, "parcel.deposited", data, clock=clock)
+        del code, token
+        record_event(s, "parcel.deposited", data, clock=clock, message_id=message_id)
         pending.add("parcel.deposited", data)
         audit(s, Actor.COURIER, "deposit", "deposited", actor_id=deposit.courier_id,
               target=parcel.id, detail={"compartment": parcel.compartment, "deposit_id": deposit.id},

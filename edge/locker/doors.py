@@ -61,7 +61,7 @@ def redact_event(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     """An event's data safe to show or push: the pickup code and token only go to the outbox."""
     if event_type != "parcel.deposited":
         return dict(data)
-    return {**data, "pickup_code": REDACTED, "pickup_token": REDACTED}
+    return {**data, "secret": REDACTED}
 
 
 def new_id(prefix: str) -> str:
@@ -149,16 +149,19 @@ class Doors:
         could then not be written would be an opening the cloud never hears of (ADR 0026).
 
         Far from the budget, one read decides. Near it, the outbox's own rule decides (it
-        may drop telemetry to make room): a probe event in a transaction that is rolled
-        back, so it costs no commit and uses up no seq."""
+        may drop telemetry to make room): probe events for the whole room an opening needs
+        (ROOM_ROWS rows, ROOM_BYTES bytes), not one, in a transaction that is rolled back, so
+        it costs no commit and uses up no seq."""
         with self.db.read() as s:
             stats = s.get(OutboxStats, 1)
             if stats is None or (stats.pending_rows + ROOM_ROWS <= stats.max_rows
                                  and stats.pending_bytes + ROOM_BYTES <= stats.max_bytes):
                 return
+        padding = "x" * (ROOM_BYTES // ROOM_ROWS - 64)
         with self.db.write() as s:
             try:
-                record_event(s, "door.opened", {"compartment": 0}, clock=self.clock)
+                for _ in range(ROOM_ROWS):
+                    record_event(s, "door.opened", {"compartment": 0, "probe": padding}, clock=self.clock)
             finally:
                 s.rollback()
 

@@ -75,3 +75,9 @@ class TokenRefused(LockerError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message, reason=reason)
         self.reason = reason
+
+
+class NoPlatformKey(LockerError):
+    """Without the platform's key a pickup code could never reach the resident sealed."""
+
+    code = "no_platform_key"

@@ -47,13 +47,15 @@ class LockerService:
         settings: LockerSettings,
         phone_hash: Callable[[str], str],
         resident_phone_hash: Callable[[str], str | None] | None = None,
+        seal_secret: Callable[[dict[str, Any], str], str] | None = None,
     ) -> None:
         """`settings` is the live object (config.set changes thresholds in place).
         `phone_hash`: a normalised phone number -> the hash parcels are filed under.
-        `resident_phone_hash`: a resident id -> that hash, or None (identified pickups)."""
+        `resident_phone_hash`: a resident id -> that hash, or None (identified pickups).
+        `seal_secret`: (secret, message_id) -> text sealed to the platform; None refuses deposits."""
         codes = PickupCodes(box_secret)
         self._doors = Doors(db, bus, layout, clock, alarm, settings)
-        self._deposits = Deposits(self._doors, codes, pickup_tokens, phone_hash)
+        self._deposits = Deposits(self._doors, codes, pickup_tokens, phone_hash, seal_secret)
         self._pickups = Pickups(self._doors, codes, pickup_tokens, resident_phone_hash)
         self._upkeep = Upkeep(self._doors)
 

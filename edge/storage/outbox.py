@@ -87,17 +87,19 @@ def record_event(
     *,
     priority: Priority = Priority.NORMAL,
     clock: Clock = _system_clock,
+    message_id: str | None = None,
 ) -> OutboxEvent:
     """Add an event to the outbox in the caller's transaction.
 
     Returns the row as written (its `seq` assigned; the object is not attached to the
     session). Raises StorageFull when the budget is spent and no telemetry is left to drop
     (the caller refuses its new work). A telemetry event that does not fit is itself dropped
-    and counted: its `seq` is then None.
+    and counted: its `seq` is then None. `message_id` is new unless given (a caller that
+    seals a secret to the message id draws it first).
     """
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     event_row = OutboxEvent(
-        message_id=str(uuid.uuid4()),
+        message_id=message_id or str(uuid.uuid4()),
         type=type,
         ts=clock.now(),
         priority=int(priority),

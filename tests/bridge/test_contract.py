@@ -67,14 +67,22 @@ def test_the_envelope_is_strict():
             contract.validate("evt.door.opened", broken)
 
 
+SEALED = "A" * 120  # shaped like data.secret
+
+
 def test_event_data_may_grow_but_personal_data_may_not_leave():
     contract.validate("evt.parcel.deposited", event("parcel.deposited", compartment=3, parcel_id="p-1",
-                                                    pickup_code="123456", phone="138****5678", new_field=True))
+                                                    secret=SEALED, phone="138****5678", new_field=True))
     for leak in ({"phone": "13812345678"}, {"recipient_phone": "13812345678"}, {"iris_template": "AAAA"},
-                 {"phone_hash": "ab" * 32}):
+                 {"phone_hash": "ab" * 32}, {"pickup_code": "12345678"}, {"pickup_token": "P1.x"}):
         with pytest.raises(contract.ContractError):
             contract.validate("evt.parcel.deposited",
-                              event("parcel.deposited", compartment=3, parcel_id="p-1", **leak))
+                              event("parcel.deposited", compartment=3, parcel_id="p-1", secret=SEALED, **leak))
+
+
+def test_a_deposited_event_without_its_sealed_secret_is_refused():
+    with pytest.raises(contract.ContractError):
+        contract.validate("evt.parcel.deposited", event("parcel.deposited", compartment=3, parcel_id="p-1"))
 
 
 def test_the_bridge_envelope_for_a_reply_conforms():

@@ -20,6 +20,7 @@ from simulators.camera import SimulatedCamera
 from simulators.lockboard import LockBoardSimulator
 from tests.locker.conftest import outbox, wait_until
 from tests.support.ports import free_port
+from tests.support.platform import revealed
 
 COURIER_ID = "courier-7"
 COURIER_CODE = "246810"
@@ -53,7 +54,7 @@ class Station:
         spec = self.locker.compartment_location(view.compartment)
         self.sim.set_item(spec.board, spec.lock, True)
         self.sim.close_door(spec.board, spec.lock)
-        return wait_until(lambda: [e.data for e in outbox(self.controller.db, "parcel.deposited")
+        return wait_until(lambda: [revealed(e) for e in outbox(self.controller.db, "parcel.deposited")
                                    if e.data["deposit_id"] == view.deposit_id], what="deposited")[0]
 
     def door_open(self, compartment: int) -> bool:

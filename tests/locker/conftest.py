@@ -82,9 +82,18 @@ def controller(tmp_path: Path, sim: LockBoardSimulator, fake_clock: FakeClock,
     built.stop()
 
 
+def api_client(controller: Controller) -> FlaskClient:
+    """A client of the local API holding its credential (what `edge diag` and the controller's
+    own user have); a courier's calls override it with their session token."""
+    app = create_app(controller)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {app.config['EDGE_API_TOKEN']}"
+    return client
+
+
 @pytest.fixture
 def client(controller: Controller) -> FlaskClient:
-    return create_app(controller).test_client()
+    return api_client(controller)
 
 
 @pytest.fixture

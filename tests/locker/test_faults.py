@@ -8,7 +8,7 @@ from gpiozero.pins.mock import MockFactory
 
 from edge.app import build_controller
 from edge.locker.models import Deposit, DoorOperation
-from tests.locker.conftest import audits, locker_settings, outbox, start_deposit, wait_until
+from tests.locker.conftest import api_client, audits, locker_settings, outbox, start_deposit, wait_until
 from tests.locker.test_pickup import deposit_parcel
 
 pytestmark = pytest.mark.timeout(60)
@@ -62,6 +62,8 @@ def test_a_restart_with_a_door_still_left_open_sounds_the_buzzer_again(tmp_path,
     finally:
         first.stop()  # the power goes; the door is still hanging open
 
+    buzzer = mock_pins.pin(settings.gpio.buzzer_pin)
+    seen_before = len(buzzer.states)
     second = build_controller(settings, clock=fake_clock)
     # Checked before start(): once started, the door monitor's first pass may sound it at once.
     buzzer = mock_pins.pin(settings.gpio.buzzer_pin)
@@ -70,6 +72,9 @@ def test_a_restart_with_a_door_still_left_open_sounds_the_buzzer_again(tmp_path,
     try:
         fake_clock.advance(seconds=1)
         wait_until(lambda: buzzer.state, what="buzzer on after restart")
+        # The new process starts its buzzer off (the old one's went with it) and sounds it
+        # again; read from the pin's history, since its first poll may come at any moment.
+        assert [s.state for s in buzzer.states[seen_before:]][-2:] == [False, True]
         assert len(outbox(second.db, "door.left_open")) == 1  # the same opening, not a new alert
         sim.close_door(0, 2)
         wait_until(lambda: not buzzer.state, what="buzzer off")
@@ -103,7 +108,7 @@ def test_reconcile_after_restart_completes_what_happened_while_down(tmp_path, si
     controller.start()
     from edge.kiosk_ui import create_app
 
-    client = create_app(controller).test_client()
+    client = api_client(controller)
     courier = {"Authorization": "Bearer " + client.post(
         "/api/locker/courier/login", json={"code": "246810"}).json["token"]}
     deposit = start_deposit(client, courier, size="M")  # door open when the power goes

@@ -18,6 +18,7 @@ import pytest
 from edge.storage import Database
 from tests.locker.conftest import COURIER_CODE, COURIER_ID, outbox
 from tests.support.ports import free_port
+from tests.support.platform import PLATFORM_PUBLIC_KEY, revealed
 
 pytestmark = pytest.mark.timeout(90)
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,8 +44,10 @@ class ControllerProcess:
                     "EDGE_DATA_DIR": str(data_dir), "EDGE_LOCKER__SERIAL_URL": serial_url,
                     "EDGE_LOCKER__BOARDS": "0,1", "EDGE_LOCKER__POLL_INTERVAL_S": "0.02",
                     "EDGE_LOCKER__COURIERS": json.dumps({COURIER_CODE: COURIER_ID}),
-                    "EDGE_HTTP__PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
+                    "EDGE_HTTP__PORT": str(self.port), "PYTHONUNBUFFERED": "1",
+                    "EDGE_MQTT__PLATFORM_PUBLIC_KEY": PLATFORM_PUBLIC_KEY}
         self.log = data_dir.parent / "controller.log"
+        self.env_data_dir = data_dir
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "ControllerProcess":
@@ -77,7 +80,8 @@ class ControllerProcess:
                 self.process.wait()
 
     def login(self) -> str:
-        status, body = http(self.port, "POST", "/api/locker/courier/login", {"code": COURIER_CODE})
+        api_token = (self.env_data_dir / "api.token").read_text().strip()  # the local API credential
+        status, body = http(self.port, "POST", "/api/locker/courier/login", {"code": COURIER_CODE}, api_token)
         assert status == 200, body
         return body["token"]
 
@@ -115,7 +119,7 @@ def test_kill_9_with_the_door_open_loses_nothing(tmp_path, sim):
         [reconciled] = [e for e in events if e.type == "locker.reconciled"]
         assert {"finding": "deposit_after_restart", "compartment": number, "deposit_id": deposit["deposit_id"],
                 "was": "door_open", "now": "deposited"} in reconciled.data["findings"]
-        code = outbox(db, "parcel.deposited")[0].data["pickup_code"]
+        code = revealed(outbox(db, "parcel.deposited")[0])["pickup_code"]
         assert len(code) == 8 and code not in controller.log.read_text()  # never logged
     finally:
         db.dispose()

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from edge.locker.models import CodeAttempt, Parcel
 from tests.locker.conftest import COURIER_ID, audits, outbox, start_deposit, wait_until
+from tests.support.platform import revealed
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -19,7 +20,7 @@ def deposit_parcel(controller, client, courier, sim, size="M"):
     sim.close_door(spec.board, spec.lock)
     event = wait_until(lambda: [e for e in outbox(controller.db, "parcel.deposited")
                                 if e.data["deposit_id"] == deposit["deposit_id"]], what="deposited")[0]
-    return spec, event.data
+    return spec, revealed(event)
 
 
 def pickup_state(client, pickup_id):

@@ -66,7 +66,7 @@ def test_subscribers_hear_changes_after_commit_without_the_code(controller, clie
     kinds = [kind for kind, _ in heard]
     assert kinds[:3] == ["door.opened", "door.closed", "parcel.deposited"]
     [(_, data)] = [h for h in heard if h[0] == "parcel.deposited"]
-    assert data["pickup_code"] == "[redacted]" and data["parcel_id"] == stored["parcel_id"]
+    assert data["secret"] == "[redacted]" and data["parcel_id"] == stored["parcel_id"]
     assert stored["pickup_code"] not in str(heard)
 
 

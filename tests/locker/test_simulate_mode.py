@@ -7,7 +7,8 @@ import pytest
 from edge.app import build_controller
 from edge.kiosk_ui import create_app
 from edge.settings import load_settings
-from tests.locker.conftest import outbox, wait_until
+from tests.locker.conftest import api_client, outbox, wait_until
+from tests.support.platform import revealed
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -23,7 +24,7 @@ def simulated(tmp_path, fake_clock):
 
 
 def test_every_flow_works_with_no_hardware(simulated):
-    client = create_app(simulated).test_client()
+    client = api_client(simulated)
     token = client.post("/api/locker/courier/login", json={"code": "000000"}).json["token"]
     courier = {"Authorization": f"Bearer {token}"}
     deposit = client.post("/api/locker/deposits", headers=courier,
@@ -34,13 +35,13 @@ def test_every_flow_works_with_no_hardware(simulated):
     assert client.post("/api/sim/lockboard/door", json={"compartment": number, "action": "close"}).json["ok"]
     [deposited] = wait_until(lambda: outbox(simulated.db, "parcel.deposited"), what="deposited")
 
-    pickup = client.post("/api/locker/pickup", json={"code": deposited.data["pickup_code"]}).json
+    pickup = client.post("/api/locker/pickup", json={"code": revealed(deposited)["pickup_code"]}).json
     wait_until(lambda: client.get(f"/api/locker/pickups/{pickup['pickup_id']}").json["state"] == "collected",
                what="collected (the demo hand empties the compartment)")
 
 
 def test_simulator_controls_refuse_bad_input(simulated):
-    client = create_app(simulated).test_client()
+    client = api_client(simulated)
     assert client.post("/api/sim/lockboard/door", json={"compartment": 99, "action": "close"}).status_code == 404
     assert client.post("/api/sim/lockboard/door", json={"compartment": 1, "action": "kick"}).status_code == 400
     assert client.post("/api/sim/lockboard/item", json={"compartment": "1"}).status_code == 400

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
@@ -23,7 +24,9 @@ def identify_by_phone(page, confirm: str = "确认") -> None:
 
 def test_book_a_room_pending_then_approved_live_then_cancel(page, kiosk: Kiosk) -> None:
     bookings = kiosk.service("bookings")
-    today = kiosk.controller.clock.now().date()
+    # "Today" at the site: slots are laid out in its time zone, whatever UTC's date is.
+    site_zone = ZoneInfo(kiosk.controller.settings.site.timezone)
+    today = kiosk.controller.clock.now().astimezone(site_zone).date()
     day = next(today + timedelta(days=n) for n in range(1, 7)
                if any(s.state == "free" for s in bookings.day_slots(VENUE, today + timedelta(days=n))))
     page.goto("/")

@@ -11,6 +11,7 @@ from simulators.camera import SimulatedCamera
 from simulators.people import synthetic_person
 from tests.locker.conftest import wait_until
 from tests.ui.conftest import COURIER_ID, Kiosk, assert_accessible, shoot
+from tests.support.platform import revealed
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 RESIDENT = ("res-1001", "13800138000")  # demo residents, synced in simulate mode
@@ -23,7 +24,7 @@ def deposit(kiosk: Kiosk, phone: str) -> dict:
     board, lock = kiosk.door(view.compartment)
     kiosk.simulator.set_item(board, lock, True)
     kiosk.simulator.close_door(board, lock)
-    return wait_until(lambda: [e.data for e in kiosk.outbox("parcel.deposited")
+    return wait_until(lambda: [revealed(e) for e in kiosk.outbox("parcel.deposited")
                                if e.data["deposit_id"] == view.deposit_id], what="deposited")[0]
 
 

@@ -20,6 +20,16 @@ def diagnostics() -> LockerDiagnostics:
 guard_locker_blueprint(bp, "locker_diagnostics")
 
 
+@bp.before_request
+def _technicians_only() -> Any:
+    """Every diagnostic, reading ones included, is for the controller and technicians."""
+    from edge.kiosk_ui.guard import bearer_is_api_token
+
+    if bearer_is_api_token():
+        return None
+    return error("unauthorised", "diagnostics need the local API credential (edge diag sends it)", 401)
+
+
 def _technician_request() -> tuple[int, str]:
     body = request.get_json(silent=True)
     number = body.get("compartment") if isinstance(body, dict) else None

@@ -33,7 +33,7 @@ STATUS = {
     "bad_code_format": 400, "invalid_json": 400, "unauthorised": 401, "unknown_courier": 401,
     "wrong_code": 403, "token_refused": 403, "not_found": 404, "cooling_down": 429,
     "board_unreachable": 503, "compartment_out_of_service": 503, "no_locker": 503,
-    "storage_full": 503,
+    "storage_full": 503, "no_platform_key": 503,
 }
 
 
@@ -126,6 +126,25 @@ def storage_full(exc: StorageFull) -> Response:
 
 
 guard_locker_blueprint(bp, "locker")
+# Calls that open doors or hand out a courier session: only holders of the local API
+# credential (couriers' later calls carry the session that login gave them).
+CREDENTIAL_ENDPOINTS = frozenset({"courier_login", "pickup_with_code", "pickup_with_token"})
+
+
+@bp.before_request
+def _credential_for_door_calls() -> Response | None:
+    from edge.kiosk_ui.guard import require_api_token
+
+    if request.endpoint and request.endpoint.split(".")[-1] in CREDENTIAL_ENDPOINTS:
+        return require_api_token()
+    return None
+
+
+@sim_bp.before_request
+def _credential_for_simulator() -> Response | None:
+    from edge.kiosk_ui.guard import require_api_token
+
+    return require_api_token()
 
 
 @bp.post("/courier/login")

@@ -112,6 +112,7 @@ def _messages() -> dict[str, str]:
         "malformed": _("That code could not be read. Please try again."),
         "unknown_resident": _("We could not find you. Please ask staff to register you."),
         "bad_phone": _("A mobile number has 11 digits and starts with 1."),
+        "no_platform_key": _("Deposits are not available at this station right now. Please ask staff."),
         "phone_required": _("Please type a phone number so staff can call you back."),
         "used": _("This code was already used."),
         "wrong_role": _("This code is not for this task."),

@@ -25,7 +25,7 @@ def enter_code() -> Any:
 @bp.post("/code")
 def by_code() -> Any:
     code = "".join(ch for ch in request.form.get("code", "") if not ch.isspace())
-    if len(code) != CODE_DIGITS or not code.isdigit():
+    if len(code) != CODE_DIGITS or not (code.isascii() and code.isdigit()):
         flash(_("The pickup code has 8 digits. Please check the message you received."), "error")
         return redirect(url_for("pickup.enter_code"))
     return _open(lambda locker: locker.pickup_with_code(code, kiosk_id=controller().settings.mqtt.device_id))

@@ -20,6 +20,20 @@ from edge.kiosk_ui.screens.common import (
 )
 
 bp = Blueprint("venues", __name__, url_prefix="/venues")
+
+
+@bp.app_template_filter("local_photo")
+def local_photo(url: str | None) -> bool:
+    """A venue photo the kiosk may show: inline (data:image/...) or under the app's own
+    /static/. Anything else would make the kiosk fetch from elsewhere: `//host/x.png` is
+    another host, and browsers read `/\\host` the same way."""
+    if not url:
+        return False
+    if url.startswith("data:image/"):
+        return True
+    return url.startswith("/static/") and "\\" not in url and ".." not in url and "//" not in url
+
+
 DAYS_AHEAD = 7  # the day view offers today and the next six days
 # A state is always an icon and a word, never a colour alone.
 SLOT_STATES = {"free": ("circle", N_("Free")), "taken": ("x", N_("Taken")),
