@@ -85,9 +85,9 @@ def _build_locker(controller: Controller) -> None:
     try:
         url, simulator = locker.serial_url, None
         if url is None:
-            from simulators.lockboard import LockBoardSimulator
+            from simulators.modbus_lockboard import simulator_for
 
-            simulator = LockBoardSimulator(locker.boards, closed_bit=locker.closed_bit, auto_close_s=8.0)
+            simulator = simulator_for(locker.boards, locker.closed_bit, auto_close_s=8.0, **locker.bus_options())
             url = simulator.start_pty()
             cleanups.append(simulator.stop)
             controller.services["lockboard_simulator"] = simulator
@@ -95,7 +95,7 @@ def _build_locker(controller: Controller) -> None:
             bus = open_lockboard_bus(url, boards=locker.boards, closed_bit=locker.closed_bit,
                                      baudrate=locker.baudrate, reply_timeout_s=locker.reply_timeout_s,
                                      unlock_gap_s=locker.unlock_gap_s, rs485_rts=locker.rs485_rts,
-                                     echo_window_s=locker.unlock_echo_window_s)
+                                     **locker.bus_options())
         except BusError as exc:  # a URL no port can ever take; an absent device is retried
             raise SettingsError(f"bad setting locker.serial_url (EDGE_LOCKER__SERIAL_URL): {exc}") from None
     except Exception:
