@@ -83,3 +83,45 @@ def test_crc_errors_on_the_line_do_not_stop_a_pickup(controller, client, courier
 
     assert reply.status_code == 200, reply.json
     assert sim.is_open(spec.board, spec.lock) and not sim.coil_on(spec.board, spec.lock)
+
+
+def test_simulate_mode_with_protocol_modbus_from_the_environment(tmp_path, fake_clock, monkeypatch):
+    from edge.app import build_controller
+    from edge.kiosk_ui import create_app
+    from edge.settings import load_settings
+    from simulators.modbus_lockboard import ModbusLockBoardSimulator
+
+    monkeypatch.setenv("EDGE_LOCKER__PROTOCOL", "modbus")
+    monkeypatch.setenv("EDGE_LOCKER__MODBUS_PULSE_S", "0.02")
+    settings = load_settings(data_dir=tmp_path / "data", simulate=True, http={"port": 0},
+                             locker={"poll_interval_s": 0.02, "reply_timeout_s": 0.05})
+    controller = build_controller(settings, clock=fake_clock)
+    controller.start()
+    try:
+        simulator = controller.services["lockboard_simulator"]
+        assert isinstance(simulator, ModbusLockBoardSimulator)
+        client = create_app(controller).test_client()
+        token = client.post("/api/locker/courier/login", json={"code": "000000"}).json["token"]
+        deposit = client.post("/api/locker/deposits", headers={"Authorization": f"Bearer {token}"},
+                              json={"waybill": "DEMO1", "phone": "13800000000", "size": "S"}).json
+        number = deposit["compartment"]
+        assert client.post("/api/sim/lockboard/door", json={"compartment": number, "action": "close"}).json["ok"]
+        [deposited] = wait_until(lambda: outbox(controller.db, "parcel.deposited"), what="deposited")
+        pickup = client.post("/api/locker/pickup", json={"code": deposited.data["pickup_code"]}).json
+        wait_until(lambda: client.get(f"/api/locker/pickups/{pickup['pickup_id']}").json["state"] == "collected",
+                   what="collected (the demo hand empties the compartment)")
+        assert len(simulator.frames_of(WRITE_COIL)) == 4  # two doors, each coil on then off
+    finally:
+        controller.stop()
+
+
+def test_a_bad_protocol_setting_is_one_clear_error(tmp_path, monkeypatch):
+    from edge.settings import SettingsError, load_settings
+
+    monkeypatch.setenv("EDGE_LOCKER__PROTOCOL", "canbus")
+    with pytest.raises(SettingsError, match="locker.protocol"):
+        load_settings(data_dir=tmp_path / "data")
+    monkeypatch.setenv("EDGE_LOCKER__PROTOCOL", "modbus")
+    monkeypatch.setenv("EDGE_LOCKER__MODBUS_UNITS", "3")  # two boards, one unit id
+    with pytest.raises(SettingsError, match="modbus_units"):
+        load_settings(data_dir=tmp_path / "data")
