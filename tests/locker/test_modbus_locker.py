@@ -125,3 +125,16 @@ def test_a_bad_protocol_setting_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGE_LOCKER__MODBUS_UNITS", "3")  # two boards, one unit id
     with pytest.raises(SettingsError, match="modbus_units"):
         load_settings(data_dir=tmp_path / "data")
+
+
+def test_diag_bus_shows_the_modbus_line_counters(controller, client, sim):
+    sim.corrupt_replies(1)
+    sim.inject_garbage(b"\xfb\xfb")
+    wait_until(lambda: controller.services["locker_diagnostics"].bus()["line"]["crc_errors"] >= 1,
+               what="the monitor's reads to meet the corrupt reply")
+
+    scan = controller.services["locker_diagnostics"].bus()
+
+    assert scan["answering"] == [0, 1] and scan["missing"] == []
+    assert scan["line"]["crc_errors"] == 1 and scan["line"]["stray_bytes"] >= 2 + 9
+    assert scan["line"]["replies"] > 0
