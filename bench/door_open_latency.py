@@ -16,7 +16,12 @@ Modbus RTU: coil-on request 8 + its echo 8 + status request 8 + status reply 9 =
 them out; they are shown, and taken out of the software figure like the echo window).
 Goal: software p99 (call -> confirming read) below that wire time.
 
-    python bench/door_open_latency.py [--protocol kerong|modbus|both] [--quick] [--opens N] [--busy]
+The resident's path (--path resident) times a pickup by code, POST /api/locker/pickup,
+which commits the pickup durably before the unlock; a parcel is deposited (untimed) before
+each sample.
+
+    python bench/door_open_latency.py [--protocol kerong|modbus|both] [--path technician|resident|both]
+                                      [--quick] [--opens N] [--busy]
 """
 from __future__ import annotations
 
@@ -96,13 +101,57 @@ def wait_closed(controller: object, number: int) -> None:
         time.sleep(0.005)
 
 
-def measure(opens: int, busy: bool, protocol: str = "kerong") -> dict[str, list[float]]:
+COURIER_CODE = "246810"
+
+
+def post(connection: http.client.HTTPConnection, path: str, body: dict[str, object],
+         headers: dict[str, str] | None = None) -> dict[str, object]:
+    connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json", **(headers or {})})
+    return json.loads(connection.getresponse().read())
+
+
+class ResidentPath:
+    """Before each timed pickup (not timed): a courier deposits a parcel through the API, the
+    simulator puts it in and shuts the door, and the code is read from parcel.deposited."""
+
+    def __init__(self, controller: object, sim: object, connection: http.client.HTTPConnection) -> None:
+        self._controller, self._sim, self._connection = controller, sim, connection
+        token = post(connection, "/api/locker/courier/login", {"code": COURIER_CODE})["token"]
+        self._courier = {"Authorization": f"Bearer {token}"}
+
+    def deposit(self, index: int) -> tuple[int, str]:
+        """A stored parcel: (compartment number, pickup code)."""
+        deposit = post(self._connection, "/api/locker/deposits",
+                       {"waybill": f"BENCH{index:06d}", "phone": "13812345678", "size": "S"}, self._courier)
+        number = int(deposit["compartment"])  # type: ignore[arg-type]
+        board, lock = (number - 1) // 16, (number - 1) % 16
+        self._sim.set_item(board, lock, True)  # type: ignore[attr-defined]
+        self._sim.close_door(board, lock)  # type: ignore[attr-defined]
+        return number, self._code_of(str(deposit["deposit_id"]))
+
+    def _code_of(self, deposit_id: str) -> str:
+        from sqlalchemy import select
+
+        from edge.storage import OutboxEvent
+
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with self._controller.db.read() as session:  # type: ignore[attr-defined]
+                for event in session.scalars(select(OutboxEvent).where(OutboxEvent.type == "parcel.deposited")):
+                    if event.data["deposit_id"] == deposit_id:
+                        return str(event.data["pickup_code"])
+            time.sleep(0.005)
+        raise RuntimeError(f"deposit {deposit_id} never became parcel.deposited")
+
+
+def measure(opens: int, busy: bool, protocol: str = "kerong", path: str = "technician") -> dict[str, list[float]]:
     sim = simulator_for([0, 1], protocol=protocol)
     url = sim.start_pty()
     find_frames = FRAME_FINDERS[protocol]
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(data_dir=Path(tmp), http={"port": 0},
-                                 locker={"serial_url": url, "boards": [0, 1], "protocol": protocol})
+                                 locker={"serial_url": url, "boards": [0, 1], "protocol": protocol,
+                                         "couriers": {COURIER_CODE: "bench-courier"}})
         controller = build_controller(settings)
         freeze_startup_objects()  # as `edge run` does
         controller.start()
@@ -110,26 +159,33 @@ def measure(opens: int, busy: bool, protocol: str = "kerong") -> dict[str, list[
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         connection = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)
+        resident = ResidentPath(controller, sim, connection) if path == "resident" else None
         samples: dict[str, list[float]] = {"to_unlock": [], "to_confirm": [], "unlock_to_confirm": [],
                                            "to_reply": []}
         try:
             for i in range(opens):
-                number = i % 32 + 1
+                if resident is not None:
+                    number, code = resident.deposit(i)
+                    wait_closed(controller, number)
+                    time.sleep(settings.locker.unlock_gap_s)  # the deposit's pulse is not this sample's pacing
+                    request = ("/api/locker/pickup", {"code": code})
+                else:
+                    number = i % 32 + 1
+                    request = ("/api/diag/open", {"compartment": number, "who": "bench"})
                 board, lock = (number - 1) // 16, (number - 1) % 16
                 seen = len(sim.frames_received)
                 started = time.perf_counter()
-                connection.request("POST", "/api/diag/open", json.dumps({"compartment": number, "who": "bench"}),
-                                   {"Content-Type": "application/json"})
-                reply = connection.getresponse()
-                body = json.loads(reply.read())
+                body = post(connection, *request)
                 replied = time.perf_counter()
-                if not body.get("opened"):
+                if not (body.get("opened") or body.get("state") == "door_open"):
                     raise RuntimeError(f"compartment {number} did not open: {body}")
                 unlock_at, confirm_at = find_frames(sim.frames_received[seen:], board, lock)
                 samples["to_unlock"].append((unlock_at - started) * 1000)
                 samples["to_confirm"].append((confirm_at - started) * 1000)
                 samples["unlock_to_confirm"].append((confirm_at - unlock_at) * 1000)
                 samples["to_reply"].append((replied - started) * 1000)
+                if resident is not None:
+                    sim.set_item(board, lock, False)
                 sim.close_door(board, lock)
                 if not busy:  # the monitor records door.closed before the next open starts
                     wait_closed(controller, number)
@@ -151,12 +207,13 @@ def controller_echo_window_ms() -> float:
     return LockerSettings().unlock_echo_window_s * 1000
 
 
-def report(protocol: str, opens: int, busy: bool) -> None:
+def report(protocol: str, opens: int, busy: bool, path: str = "technician") -> None:
     load_before = os.getloadavg()[0]
-    samples = measure(opens, busy, protocol)
+    samples = measure(opens, busy, protocol, path)
     driver = {"kerong": "Kerong KR-CU16 driver", "modbus": "Modbus RTU driver"}[protocol]
-    print(f"[{protocol}] door-open latency over {opens} opens (HTTP -> Flask -> locker service -> {driver} "
-          "-> PTY simulator)")
+    call = {"technician": "POST /api/diag/open", "resident": "POST /api/locker/pickup (code typed)"}[path]
+    print(f"[{protocol}, {path}] door-open latency over {opens} opens ({call} -> Flask -> locker service -> "
+          f"{driver} -> PTY simulator)")
     print(f"machine load average at start {load_before:.2f}, at end {os.getloadavg()[0]:.2f} "
           f"({os.cpu_count()} cores; scheduler delays under load show in p99)")
     print("busy locker: the previous door's close is committed while the next door opens" if busy
@@ -203,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--protocol", choices=("kerong", "modbus", "both"), default="both",
                         help="lock-board family to measure (default both, one after the other)")
+    parser.add_argument("--path", choices=("technician", "resident", "both"), default="technician",
+                        help="whose door opening: a technician's open (default) or a resident's pickup by "
+                             "code, which commits the pickup durably before the unlock")
     parser.add_argument("--quick", action="store_true", help="100 opens: a smoke run")
     parser.add_argument("--opens", type=int, default=1000)
     parser.add_argument("--busy", action="store_true",
@@ -211,10 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     opens = 100 if args.quick else args.opens
     protocols = ("kerong", "modbus") if args.protocol == "both" else (args.protocol,)
-    for index, protocol in enumerate(protocols):
+    paths = ("technician", "resident") if args.path == "both" else (args.path,)
+    for index, (path, protocol) in enumerate((p, q) for p in paths for q in protocols):
         if index:
             print()
-        report(protocol, opens, args.busy)
+        report(protocol, opens, args.busy, path)
     return 0
 
 
