@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from edge.drivers.lockboard import BusError, Latch, LockState, ModbusBus, open_lockboard_bus
+from edge.drivers.lockboard import BusError, Latch, LockState, ModbusBus, ModbusSettings, open_lockboard_bus
 from simulators.modbus_lockboard import ModbusLockBoardSimulator
 
 pytestmark = pytest.mark.timeout(30)
@@ -95,6 +95,9 @@ def test_unlock_is_coil_on_status_then_coil_off(msim: ModbusLockBoardSimulator, 
     assert [f.data for f in frames] == [COIL0_ON_UNIT1, STATUS_UNIT1, COIL0_OFF_UNIT1]
     # the solenoid had its whole pulse: off no sooner than pulse_s after on
     assert frames[2].at - frames[0].at >= FAST["pulse_s"]
+    # RTU frames end with 3.5 characters of silence: the next request waits at least that
+    silence = ModbusSettings(url="-", boards=(0,)).silent_interval_s
+    assert frames[1].at - frames[0].at >= silence
 
 
 def test_units_map_boards_to_their_slave_addresses(open_bus: BusFactory) -> None:

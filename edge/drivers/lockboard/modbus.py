@@ -256,8 +256,8 @@ class ModbusBus:
         with self._pulse:
             started = time.monotonic()
             pulse_ends = started + self._settings.pulse_s
-            self._write_coil(board, lock, True, attempts=1)
-            try:
+            try:  # coil off is sent whatever happens from here, a port failure on coil on included
+                self._write_coil(board, lock, True, attempts=1)
                 status = self._await_status(board, opened, pulse_ends)
                 # A latch switch may flip before the bolt is fully back: the solenoid gets its
                 # whole pulse, or the door could latch again.
