@@ -106,7 +106,7 @@ def build_locker(controller: Controller) -> LockerRuntime | None:
             bus = open_lockboard_bus(url, boards=locker.boards, closed_bit=locker.closed_bit,
                                      baudrate=locker.baudrate, reply_timeout_s=locker.reply_timeout_s,
                                      unlock_gap_s=locker.unlock_gap_s, rs485_rts=locker.rs485_rts,
-                                     echo_window_s=locker.unlock_echo_window_s)
+                                     **locker.bus_options())
         except BusError as exc:  # a URL no port can ever take; an absent device is retried
             raise SettingsError(f"bad setting locker.serial_url (EDGE_LOCKER__SERIAL_URL): {exc}") from None
     except Exception:

@@ -88,15 +88,26 @@ def sim_lockboard(
     tcp: Optional[int] = typer.Option(None, "--tcp", help="Serve on this TCP port instead of a PTY."),
     closed_bit: int = typer.Option(1, "--closed-bit", min=0, max=1),
     auto_close: Optional[float] = typer.Option(None, "--auto-close", help="Doors shut after SECONDS."),
+    protocol: str = typer.Option("kerong", "--protocol", help="kerong (KR-CU16) or modbus (Modbus RTU relay boards)."),
+    units: Optional[str] = typer.Option(None, "--units", help="modbus: unit id of each board (default board + 1)."),
 ) -> None:
-    """Kerong KR-CU16 lock boards: prints the port to open, then takes console commands."""
-    from simulators.lockboard import run_cli
-
+    """Lock boards (KR-CU16, or Modbus RTU with --protocol modbus): prints the port to open,
+    then takes console commands."""
+    if protocol not in ("kerong", "modbus"):
+        typer.echo(f"edge sim lockboard: --protocol is kerong or modbus, not {protocol!r}", err=True)
+        raise typer.Exit(2)
     try:
         addresses = [int(b) for b in boards.split(",")]
+        unit_ids = [int(u) for u in units.split(",")] if units else None
     except ValueError:
-        typer.echo(f"edge sim lockboard: --boards takes numbers separated by commas, not {boards!r}", err=True)
+        typer.echo("edge sim lockboard: --boards and --units take numbers separated by commas", err=True)
         raise typer.Exit(2) from None
+    if protocol == "modbus":
+        from simulators.modbus_lockboard import run_cli as run_modbus_cli
+
+        raise typer.Exit(run_modbus_cli(addresses, tcp, closed_bit, auto_close, unit_ids))
+    from simulators.lockboard import run_cli
+
     raise typer.Exit(run_cli(addresses, tcp, closed_bit, auto_close))
 
 

@@ -216,6 +216,8 @@ def bus(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> No
             console.print(f"[yellow]answering but not configured:[/yellow] {scan['unexpected']}")
         if scan["error"]:
             console.print(f"[red]bus error:[/red] {scan['error']}")
+        if line := scan.get("line"):
+            console.print("line since start: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in line.items()))
     if scan["missing"] or scan["error"]:
         raise typer.Exit(1)
 

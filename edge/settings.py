@@ -139,6 +139,38 @@ class LockerSettings(_Section):
             for lock in range(LOCKS_PER_BOARD)
         ]
 
+    # --- lock-board protocol per bus (ADR 0130) ---------------------------------------------
+    protocol: Literal["kerong", "modbus"] = "kerong"
+    # Modbus RTU relay boards: unit id of each board, in `boards` order ("1,2"); empty = board + 1.
+    modbus_units: Annotated[list[int], NoDecode] = []
+    modbus_pulse_s: float = Field(0.3, gt=0, le=5)  # coil on this long, then off
+    modbus_coil_base: int = Field(0, ge=0, le=65535)  # coil address of lock 0
+    modbus_input_base: int = Field(0, ge=0, le=65535)  # discrete input of lock 0's latch
+    modbus_item_sensors: bool = True  # inputs base+16.. are the item sensors
+
+    @field_validator("modbus_units", mode="before")
+    @classmethod
+    def _parse_units(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [int(part) for part in value.strip().strip("[]").split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_modbus_units(self) -> "LockerSettings":
+        units = self.modbus_units
+        if units and (len(units) != len(self.boards) or len(set(units)) != len(units)
+                      or any(not 1 <= u <= 247 for u in units)):
+            raise ValueError("modbus_units must give one distinct unit id 1-247 per board")
+        return self
+
+    def bus_options(self) -> dict[str, Any]:
+        """open_lockboard_bus keywords for this bus's protocol."""
+        if self.protocol == "modbus":
+            return {"protocol": "modbus", "units": self.modbus_units, "pulse_s": self.modbus_pulse_s,
+                    "coil_base": self.modbus_coil_base, "input_base": self.modbus_input_base,
+                    "item_sensors": self.modbus_item_sensors}
+        return {"echo_window_s": self.unlock_echo_window_s}
+
 
 class HttpSettings(_Section):
     host: str = "127.0.0.1"

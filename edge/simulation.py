@@ -39,11 +39,12 @@ class Simulation:
     # --- devices, as the composition root asks for them ----------------------------------
 
     def start_lockboard(self, locker: LockerSettings) -> str:
-        """A KR-CU16 bus simulator on a PTY; its port path, for the real driver to open."""
-        from simulators.lockboard import LockBoardSimulator
+        """A bus simulator of the configured family (KR-CU16 or Modbus RTU) on a PTY; its
+        port path, for the real driver to open."""
+        from simulators.modbus_lockboard import simulator_for
 
-        self.lockboard = LockBoardSimulator(locker.boards, closed_bit=locker.closed_bit,
-                                            auto_close_s=LOCKBOARD_AUTO_CLOSE_S)
+        self.lockboard = simulator_for(locker.boards, locker.closed_bit, auto_close_s=LOCKBOARD_AUTO_CLOSE_S,
+                                       **locker.bus_options())
         return self.lockboard.start_pty()
 
     def add_cameras(self, want_qr: bool, want_iris: bool) -> None:

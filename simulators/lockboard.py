@@ -136,8 +136,12 @@ class LockBoardSimulator:
         self._thread = threading.Thread(target=self._serve, name="lockboard-sim", daemon=True)
         self._thread.start()
 
+    def _request_parser(self) -> FrameParser:
+        """Splits the incoming bytes into request frames (a subclass speaks another protocol)."""
+        return FrameParser(REQUEST_LEN)
+
     def _serve(self) -> None:
-        parser = FrameParser(REQUEST_LEN)
+        parser = self._request_parser()
         while True:
             sources: list[int | socket.socket] = [self._wake_r]
             if self._pty:
@@ -151,7 +155,7 @@ class LockBoardSimulator:
                 return
             if self._listener in ready:
                 self._accept()
-                parser = FrameParser(REQUEST_LEN)
+                parser = self._request_parser()
                 continue
             self._busy.set()  # before reading: see wait_idle()
             discarded_before = parser.discarded

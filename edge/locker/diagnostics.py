@@ -2,6 +2,7 @@
 owns the bus itself or asks the running controller over its local HTTP API."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -60,9 +61,12 @@ class LockerDiagnostics:
             answering, error = self._bus.scan(), None
         except BusError as exc:
             answering, error = [], str(exc)
-        return {"configured": configured, "answering": answering, "error": error,
+        scan = {"configured": configured, "answering": answering, "error": error,
                 "missing": sorted(set(configured) - set(answering)),
                 "unexpected": sorted(set(answering) - set(configured))}
+        if (counters := getattr(self._bus, "counters", None)) is not None:  # drivers that count line errors
+            scan["line"] = dataclasses.asdict(counters)
+        return scan
 
     def selftest(self) -> list[dict[str, Any]]:
         checks = [self._check_db()]

@@ -50,10 +50,19 @@ def audits(db: Database, action: str | None = None) -> list[AuditEntry]:
 
 
 @pytest.fixture
-def sim(sim: LockBoardSimulator) -> LockBoardSimulator:
-    """The shared simulator (tests/conftest.py), serving on a PTY for the locker's tests."""
+def sim(sim: LockBoardSimulator, locker_overrides: dict[str, Any]) -> Iterator[LockBoardSimulator]:
+    """The shared simulator (tests/conftest.py), serving on a PTY for the locker's tests; a
+    module whose locker_overrides choose protocol "modbus" gets the Modbus bus simulator."""
+    if locker_overrides.get("protocol") == "modbus":
+        from simulators.modbus_lockboard import simulator_for
+
+        sim = simulator_for([0, 1], protocol="modbus", units=locker_overrides.get("modbus_units"))
+        sim.start_pty()
+        yield sim
+        sim.stop()
+        return
     sim.start_pty()
-    return sim
+    yield sim
 
 
 def locker_settings(data_dir: Path, url: str, **locker: Any) -> Settings:

@@ -125,6 +125,7 @@ def test_board_unlock_opens_every_free_lock(sim: LockBoardSimulator, line: seria
 def test_reply_delay_holds_the_answer(sim: LockBoardSimulator, line: serial.SerialBase) -> None:
     sim.set_reply_delay(0.5)
     assert ask(line, status_request(0)) == b""  # not within the 0.3 s read timeout
+    line.timeout = 2.0  # then it comes: wait for it, not for a wall-clock guess (busy machines)
     assert line.read(9) == ALL_LATCHED_EMPTY
 
 

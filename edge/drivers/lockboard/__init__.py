@@ -14,6 +14,7 @@ from .base import (
     UnlockResult,
 )
 from .kerong import REPLY_TIMEOUT_S, KerongBus, KerongSettings
+from .modbus import LineCounters, ModbusBus, ModbusSettings
 
 __all__ = [
     "LOCKS_PER_BOARD",
@@ -24,7 +25,10 @@ __all__ = [
     "KerongSettings",
     "Latch",
     "LockBoardBus",
+    "LineCounters",
     "LockState",
+    "ModbusBus",
+    "ModbusSettings",
     "UnlockResult",
     "open_lockboard_bus",
 ]
@@ -39,18 +43,29 @@ def open_lockboard_bus(
     reply_timeout_s: float = REPLY_TIMEOUT_S,
     unlock_gap_s: float = 0.1,
     rs485_rts: bool = False,
+    protocol: str = "kerong",
     **tuning: Any,
 ) -> LockBoardBus:
-    """Open a Kerong KR-CU16 bus.
+    """Open a Kerong KR-CU16 bus, or with protocol="modbus" a bus of Modbus RTU relay boards.
 
     `url` is anything pyserial's serial_for_url takes: /dev/ttyUSB0, a PTY path, or
     socket://127.0.0.1:PORT. `boards` lists the board addresses, or gives their count
     (3 means boards 0, 1 and 2). `tuning` takes the other KerongSettings fields
-    (status_attempts, echo_window_s, confirm_window_s, confirm_poll_s, scan_window_s).
+    (status_attempts, echo_window_s, confirm_window_s, confirm_poll_s, scan_window_s), or
+    for Modbus the other ModbusSettings fields (units, pulse_s, coil_base, input_base,
+    item_sensors, status_attempts, confirm_window_s, confirm_poll_s).
     Raises ValueError for bad settings and BusError for a URL the port can never accept;
     a device that is merely absent is retried on every call.
     """
     board_list = tuple(range(boards)) if isinstance(boards, int) else tuple(boards)
+    if protocol not in ("kerong", "modbus"):
+        raise ValueError(f"lock-board protocol must be kerong or modbus, not {protocol!r}")
+    if protocol == "modbus":
+        if "units" in tuning:
+            tuning["units"] = tuple(tuning["units"])
+        return ModbusBus(ModbusSettings(url=url, boards=board_list, closed_bit=closed_bit, baudrate=baudrate,
+                                        reply_timeout_s=reply_timeout_s, unlock_gap_s=unlock_gap_s,
+                                        rs485_rts=rs485_rts, **tuning))
     settings = KerongSettings(
         url=url,
         boards=board_list,
