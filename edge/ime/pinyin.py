@@ -11,9 +11,12 @@ import importlib.resources
 import os
 import re
 import sqlite3
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+import platformdirs
 
 # Bump when the build changes: an old cached file is then rebuilt, never misread.
 FORMAT_VERSION = 1
@@ -35,6 +38,17 @@ class Candidate:
 
 def dictionary_file(folder: Path) -> Path:
     return folder / f"pinyin-v{FORMAT_VERSION}.sqlite"
+
+
+def default_dictionary_dir(data_dir: Path) -> Path:
+    """The compiled dictionary is derived data, the same on every box: the user's cache folder
+    (one build per machine and format version), else the data folder when that is not writable."""
+    cache = Path(platformdirs.user_cache_dir("edge")) / "ime"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        return cache
+    except OSError:
+        return Path(data_dir) / "ime"
 
 
 def _jieba_words() -> dict[str, int]:
@@ -77,22 +91,36 @@ def _rows() -> list[tuple[str, str, int]]:
     return rows
 
 
+_BUILDING = threading.Lock()  # one build at a time in this process (several apps may ask at once)
+
+
 def build_dictionary(path: Path) -> None:
     """Compile the dictionary to `path` (written beside it, then renamed: never half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.partial")
-    partial.unlink(missing_ok=True)
-    db = sqlite3.connect(partial)
+    fd, name = tempfile.mkstemp(prefix=path.name, suffix=".partial", dir=path.parent)
+    os.close(fd)
+    partial = Path(name)
     try:
-        db.execute("CREATE TABLE words (key TEXT NOT NULL, word TEXT NOT NULL, freq INTEGER NOT NULL)")
-        db.executemany("INSERT INTO words VALUES (?, ?, ?)", _rows())
-        # key then frequency: exact and prefix lookups are index range scans, already ordered.
-        db.execute("CREATE INDEX words_by_key ON words (key, freq DESC, word)")
-        db.commit()
-        db.execute("VACUUM")
+        db = sqlite3.connect(partial)
+        try:
+            db.execute("CREATE TABLE words (key TEXT NOT NULL, word TEXT NOT NULL, freq INTEGER NOT NULL)")
+            db.executemany("INSERT INTO words VALUES (?, ?, ?)", _rows())
+            # key then frequency: exact and prefix lookups are index range scans, already ordered.
+            db.execute("CREATE INDEX words_by_key ON words (key, freq DESC, word)")
+            db.commit()
+            db.execute("VACUUM")
+        finally:
+            db.close()
+        os.replace(partial, path)
     finally:
-        db.close()
-    os.replace(partial, path)
+        partial.unlink(missing_ok=True)
+
+
+def ensure_dictionary(path: Path) -> None:
+    """Build the file unless it is there (built earlier, or by another app in this process)."""
+    with _BUILDING:
+        if not path.exists():
+            build_dictionary(path)
 
 
 def syllable_ends(typed: str, syllables: frozenset[str]) -> list[int]:
@@ -128,8 +156,7 @@ class PinyinDictionary:
     def _connection(self) -> sqlite3.Connection:
         with self._lock:
             if self._db is None:
-                if not self.path.exists():
-                    build_dictionary(self.path)
+                ensure_dictionary(self.path)
                 db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
                 self._syllables = frozenset(
                     key for (key,) in db.execute("SELECT DISTINCT key FROM words WHERE length(word) = 1"))
@@ -152,7 +179,7 @@ class PinyinDictionary:
             for key, word in db.execute(query, (*args, limit)).fetchall():
                 if word not in seen and len(found) < limit:
                     seen.add(word)
-                    found.append(Candidate(word, len(key)))
+                    found.append(Candidate(word, min(len(key), len(typed))))
 
         exact = "SELECT key, word FROM words WHERE key = ? ORDER BY freq DESC LIMIT ?"
         with self._lock:  # one connection, shared by the server's threads
