@@ -44,12 +44,12 @@
 
   function commitNothing() { typed = ""; showTyped(); clearStrokes(); }
 
-  document.addEventListener("focusin", (e) => {
-    if (isField(e.target)) open(e.target);
-    else if (!kb.contains(e.target)) close();
-  });
+  document.addEventListener("focusin", (e) => { if (isField(e.target)) open(e.target); });
+  // A tap elsewhere closes the keyboard only once that tap's click is done: closing on its
+  // pointerdown would move the page under the finger, and the click would land on nothing.
   document.addEventListener("click", (e) => {
-    if (isField(e.target) && kb.hidden) open(e.target);  // tapped again after "Done"
+    if (isField(e.target)) { if (kb.hidden) open(e.target); }  // tapped again after "Done"
+    else if (!kb.hidden && !kb.contains(e.target)) close();
   });
   // Taps on the keyboard must not take the focus (and the caret) away from the field.
   for (const type of ["mousedown", "pointerdown"]) {
