@@ -40,6 +40,13 @@ def tap_keys(page, letters: str) -> None:
         keyboard(page).get_by_role("button", name=letter, exact=True).click()
 
 
+def type_pinyin(page, letters: str) -> None:
+    """Tap the letters; a resident then looks at the candidates for all of them."""
+    tap_keys(page, letters)
+    typed = keyboard(page).locator(".kb-typed").inner_text()
+    expect(keyboard(page).locator(".kb-candidates")).to_have_attribute("data-for", typed)
+
+
 def tap_candidate(page, text: str) -> None:
     keyboard(page).locator(".kb-candidates").get_by_role("button", name=text, exact=True).click()
 
@@ -77,19 +84,19 @@ def send_help(page, kiosk: Kiosk) -> dict:
 def test_help_request_written_in_pinyin(page, kiosk: Kiosk) -> None:
     open_help_form(page, "维修")
     expect(keyboard(page).get_by_role("button", name="拼音")).to_have_attribute("aria-pressed", "true")
-    tap_keys(page, "shuiguanloushui")
+    type_pinyin(page, "shuiguanloushui")
     expect(keyboard(page).locator(".kb-typed")).to_have_text("shuiguanloushui")
     tap_candidate(page, "水管")  # takes "shuiguan"; "loushui" stays to choose from
     expect(keyboard(page).locator(".kb-typed")).to_have_text("loushui")
     tap_candidate(page, "漏水")
     expect(keyboard(page).locator(".kb-typed")).to_have_text("")
     keyboard(page).get_by_role("button", name="逗号").click()
-    tap_keys(page, "xuyao")
+    type_pinyin(page, "xuyao")
     keyboard(page).get_by_role("button", name="空格").click()  # space takes the first: 需要
-    tap_keys(page, "shangmen")
+    type_pinyin(page, "shangmen")
     tap_candidate(page, "上门")
     keyboard(page).get_by_role("button", name="删除").click()  # a mistake, typed again
-    tap_keys(page, "men")
+    type_pinyin(page, "men")
     tap_candidate(page, "门")
     description = page.get_by_role("textbox", name="请简单描述")
     expect(description).to_have_value("水管漏水，需要上门")
@@ -101,7 +108,7 @@ def test_help_request_written_in_pinyin(page, kiosk: Kiosk) -> None:
     keyboard(page).get_by_role("button", name="ABC 123").click()
     tap_keys(page, "3")
     keyboard(page).get_by_role("button", name="拼音").click()
-    tap_keys(page, "dong")
+    type_pinyin(page, "dong")
     tap_candidate(page, "栋")
     expect(page.get_by_role("textbox", name="地址（楼栋、门牌号）")).to_have_value("3栋")
 
@@ -183,7 +190,7 @@ def test_keys_are_big_and_the_field_stays_in_view(page, kiosk: Kiosk, viewport, 
     open_help_form(page, "代办跑腿")
     keyboard(page).get_by_role("button", name=mode).click()
     if mode == "拼音":
-        tap_keys(page, "mai")
+        type_pinyin(page, "mai")
         expect(keyboard(page).locator(".kb-candidates button").first).to_be_visible()
     sizes = page.evaluate("""[...document.querySelectorAll('#keyboard button, #keyboard canvas')]
         .filter(e => e.offsetParent !== null)
@@ -204,6 +211,6 @@ def test_without_the_handwriting_model_the_key_says_so(page, kiosk: Kiosk, tmp_p
     keyboard(page).get_by_role("button", name="手写（不可用）").click()
     expect(keyboard(page).get_by_role("alert")).to_contain_text("本机暂时不能手写输入")
     keyboard(page).get_by_role("button", name="拼音").click()  # pinyin still works
-    tap_keys(page, "shui")
+    type_pinyin(page, "shui")
     tap_candidate(page, "水")
     expect(page.get_by_role("textbox", name="请简单描述")).to_have_value("水")

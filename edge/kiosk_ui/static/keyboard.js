@@ -14,8 +14,9 @@
   const pinyinCache = new Map();
   let field = null, mode = kb.dataset.defaultMode, typed = "", shift = false, asked = 0;
 
-  const isField = (el) => el instanceof Element && el.matches(FIELDS) && !el.readOnly &&
-    !el.disabled && el.dataset.keyboard !== "off";
+  // data-kb-owned: a field this keyboard serves (and set to inputmode=none itself)
+  const isField = (el) => el instanceof HTMLElement && (el.matches(FIELDS) || el.dataset.kbOwned === "1") &&
+    !el.readOnly && !el.disabled && el.dataset.keyboard !== "off";
 
   // ---- opening, closing, placing ----
   function open(target) {
@@ -27,13 +28,17 @@
     target.after(kb);  // in the page, under the field: the field stays in view, uncovered
     kb.hidden = false;
     setMode(target.dataset.keyboard || mode);
+    target.dataset.kbOwned = "1";
     target.setAttribute("inputmode", "none");  // no system keyboard on top of ours
-    requestAnimationFrame(() => {
-      const top = target.getBoundingClientRect().top - 16;
-      const bottom = kb.getBoundingClientRect().bottom + 16;
-      if (bottom > innerHeight) scrollBy(0, Math.min(top, bottom - innerHeight));
-      else if (top < 0) scrollBy(0, top);
-    });
+  }
+
+  // The field and the whole keyboard on screen, the field first if both do not fit.
+  function keepInView() {
+    if (!field || kb.hidden) return;
+    const top = field.getBoundingClientRect().top - 16;
+    const bottom = kb.getBoundingClientRect().bottom + 16;
+    if (bottom > innerHeight) scrollBy(0, Math.min(top, bottom - innerHeight));
+    else if (top < 0) scrollBy(0, top);
   }
 
   function close() {
@@ -47,9 +52,11 @@
   document.addEventListener("focusin", (e) => { if (isField(e.target)) open(e.target); });
   // A tap elsewhere closes the keyboard only once that tap's click is done: closing on its
   // pointerdown would move the page under the finger, and the click would land on nothing.
+  // (Moving to another field moves the page too: the focus, not the click target, decides.)
   document.addEventListener("click", (e) => {
-    if (isField(e.target)) { if (kb.hidden) open(e.target); }  // tapped again after "Done"
-    else if (!kb.hidden && !kb.contains(e.target)) close();
+    if (isField(e.target) && kb.hidden) return open(e.target);  // tapped again after "Done"
+    // the path, not contains(): a tapped candidate has already left the page
+    if (!kb.hidden && !isField(document.activeElement) && !e.composedPath().includes(kb)) close();
   });
   // Taps on the keyboard must not take the focus (and the caret) away from the field.
   for (const type of ["mousedown", "pointerdown"]) {
@@ -68,6 +75,7 @@
     for (const el of kb.querySelectorAll("[data-pinyin-only]")) el.hidden = next !== "pinyin";
     showLetters();
     if (next === "handwriting") sizeCanvas();
+    keepInView();
   }
 
   function showLetters() {
@@ -147,11 +155,15 @@
       return b;
     });
     candidateBar.replaceChildren(...buttons);
+    candidateBar.removeAttribute("aria-busy");
     candidateBar.scrollLeft = 0;
     candidateBar.dataset.for = forWhat;  // what these candidates answer (the benchmark waits on it)
   }
 
   function choose(button) {
+    // Candidates for fewer letters than typed (the answer to the latest tap is on its way)
+    // would use up the wrong number of letters: they wait.
+    if (mode === "pinyin" && candidateBar.dataset.for !== typed) return;
     insert(button.dataset.text);
     if (mode === "pinyin") {
       typed = typed.slice(Number(button.dataset.consumed) || typed.length);
@@ -165,6 +177,7 @@
     typedView.textContent = typed;
     if (!typed) return showCandidates([], "");
     const query = typed, ticket = ++asked;
+    candidateBar.setAttribute("aria-busy", "true");
     let list = pinyinCache.get(query);
     if (!list) {
       try {
@@ -270,7 +283,10 @@
   document.addEventListener("change", showChosenGroups);
   showChosenGroups();
 
-  addEventListener("resize", () => { if (!kb.hidden && mode === "handwriting") sizeCanvas(); });
+  addEventListener("resize", () => {
+    if (!kb.hidden && mode === "handwriting") sizeCanvas();
+    keepInView();
+  });
   setMode(mode);
   if (isField(document.activeElement)) open(document.activeElement);  // autofocus ran before us
 })();
