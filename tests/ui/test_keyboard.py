@@ -201,6 +201,8 @@ def test_keys_are_big_and_the_field_stays_in_view(page, kiosk: Kiosk, viewport, 
     board = keyboard(page).bounding_box()
     assert field["y"] >= 0 and field["y"] + field["height"] <= board["y"]  # not covered
     assert board["y"] + board["height"] <= viewport["height"]  # the whole keyboard on screen
+    if viewport == LANDSCAPE:  # shoot() takes both sizes
+        shoot(page, "keyboard-help-" + {"拼音": "pinyin", "手写": "handwriting"}.get(mode, "latin"))
 
 
 def test_without_the_handwriting_model_the_key_says_so(page, kiosk: Kiosk, tmp_path: Path) -> None:
