@@ -4,7 +4,8 @@ server's latency under 20 concurrent clients. Goal: every screen interactive wit
 Baseline, same run, same Chromium, same server: right after each screen, a static page of that
 screen's size (no template, no CSS or script) is tapped to the same way; each screen's painted
 time is reported as a ratio to it (goal: within 1.5x at the median). The on-screen keyboard:
-key tap -> pinyin candidates shown (after the next frame), median (goal < 50 ms).
+key tap -> pinyin candidates shown (after the next frame), median (goal < 50 ms); and a
+handwritten stroke lifted -> candidates shown.
 
     PYTHONPATH=. .venv/bin/python bench/kiosk_ui.py [--quick]   (from the repository root)
 
@@ -146,7 +147,8 @@ def tap_and_wait(page: Any, control: Any) -> tuple[float, float]:
 
 
 def screen_timings(station: Station, rounds: int) -> tuple[dict[str, list[tuple[float, float]]],
-                                                          dict[str, list[float]], list[float]]:
+                                                          dict[str, list[float]], list[float],
+                                                          list[float]]:
     from playwright.sync_api import sync_playwright
 
     results: dict[str, list[tuple[float, float]]] = {}
@@ -174,8 +176,9 @@ def screen_timings(station: Station, rounds: int) -> tuple[dict[str, list[tuple[
             station.empty_door(int(page.locator(".door-number").first.inner_text()))
             baselines.setdefault("开柜取件 (door opens)", []).append(baseline_tap(page, size))
         keys = keyboard_timings(page, rounds)
+        strokes = handwriting_timings(page, rounds)
         browser.close()
-    return results, baselines, keys
+    return results, baselines, keys, strokes
 
 
 # Words a resident would type on the help form; every key tap is one sample.
@@ -211,6 +214,38 @@ def keyboard_timings(page: Any, rounds: int) -> list[float]:
             board.locator(".kb-candidates button").first.click()  # clears what was typed
             while board.locator(".kb-typed").inner_text():
                 board.locator(".kb-candidates button").first.click()
+    return samples
+
+
+MARK_STROKE = """() => { window.__strokeUp = 0; document.querySelector('#keyboard canvas').addEventListener(
+  'pointerup', () => { window.__strokeUp = performance.now(); }, {capture: true}); }"""
+STROKE_ANSWERED = CANDIDATES_SHOWN.replace("window.__keyTap", "window.__strokeUp")
+
+
+def handwriting_timings(page: Any, rounds: int) -> list[float]:
+    """ms from lifting the finger after a stroke to that character's candidates shown."""
+    from tests.ime.strokes import CHARACTERS, PAD
+
+    samples: list[float] = []
+    for _ in range(rounds):
+        page.goto("/help/")
+        page.get_by_role("radio", name="维修").click()
+        page.get_by_role("textbox", name="请简单描述").click()
+        board = page.locator("#keyboard")
+        board.get_by_role("button", name="手写").click()
+        page.evaluate(MARK_STROKE)
+        box = board.locator("canvas").bounding_box()
+        scale = box["width"] / PAD
+        for strokes in CHARACTERS.values():
+            for count, stroke in enumerate(strokes, 1):
+                points = [(box["x"] + x * scale, box["y"] + y * scale) for x, y in stroke]
+                page.mouse.move(*points[0])
+                page.mouse.down()
+                for point in points[1:]:
+                    page.mouse.move(*point)
+                page.mouse.up()
+                samples.append(page.evaluate(STROKE_ANSWERED, f"strokes:{count}"))
+            board.locator(".kb-candidates button").first.click()  # clears the pad
     return samples
 
 
@@ -265,7 +300,7 @@ def main() -> None:
             print(f"tap -> next screen, headless Chromium, {rounds} round(s), ms "
                   "(median / max; first paint, then DOMContentLoaded):")
             worst, worst_ratio = 0.0, 0.0
-            timings, baselines, keys = screen_timings(station, rounds)
+            timings, baselines, keys, strokes = screen_timings(station, rounds)
             for screen, samples in timings.items():
                 paint = [s[0] for s in samples]
                 ready = [s[1] for s in samples]
@@ -283,6 +318,8 @@ def main() -> None:
             print(f"on-screen keyboard, key tap -> pinyin candidates shown, {len(keys)} taps: "
                   f"median {key_median:.1f} ms, p95 {percentile(keys, 0.95):.1f} ms, max {max(keys):.1f} ms "
                   f"(goal median < 50 ms) -> {'OK' if key_median < 50 else 'OVER'}")
+            print(f"handwriting, stroke lifted -> candidates shown, {len(strokes)} strokes: "
+                  f"median {statistics.median(strokes):.1f} ms, p95 {percentile(strokes, 0.95):.1f} ms")
             latencies, errors = load_test(station, clients=20, seconds=seconds)
             print(f"server, 20 concurrent clients for {seconds:.0f} s, {len(LOAD_PATHS)} screens: "
                   f"{len(latencies)} requests ({len(latencies) / seconds:.0f}/s), {errors} errors; "

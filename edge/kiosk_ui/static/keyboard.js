@@ -21,7 +21,7 @@
   // ---- opening, closing, placing ----
   function open(target) {
     if (field !== target) {
-      commitNothing();
+      dropComposition();
       field = target;
       shift = target.autocapitalize === "characters";  // waybills: capitals first
     }
@@ -42,12 +42,12 @@
   }
 
   function close() {
-    commitNothing();
+    dropComposition();
     kb.hidden = true;
     field = null;
   }
 
-  function commitNothing() { typed = ""; showTyped(); clearStrokes(); }
+  function dropComposition() { typed = ""; showTyped(); clearStrokes(); }
 
   document.addEventListener("focusin", (e) => { if (isField(e.target)) open(e.target); });
   // A tap elsewhere closes the keyboard only once that tap's click is done: closing on its
