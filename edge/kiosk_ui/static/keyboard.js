@@ -287,6 +287,6 @@
     if (!kb.hidden && mode === "handwriting") sizeCanvas();
     keepInView();
   });
-  setMode(mode);
+  // Nothing more at load (the keyboard is set up on its first opening): pages paint sooner.
   if (isField(document.activeElement)) open(document.activeElement);  // autofocus ran before us
 })();
