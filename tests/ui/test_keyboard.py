@@ -216,3 +216,16 @@ def test_without_the_handwriting_model_the_key_says_so(page, kiosk: Kiosk, tmp_p
     type_pinyin(page, "shui")
     tap_candidate(page, "水")
     expect(page.get_by_role("textbox", name="请简单描述")).to_have_value("水")
+
+
+def test_in_english_the_keyboard_starts_with_letters_and_speaks_english(page, kiosk: Kiosk) -> None:
+    page.goto("/help/")
+    page.get_by_role("button", name="English").click()
+    page.get_by_role("radio", name="Repairs").click()
+    page.get_by_role("textbox", name="Tell us briefly").click()
+    expect(keyboard(page).get_by_role("button", name="ABC 123")).to_have_attribute("aria-pressed", "true")
+    tap_keys(page, "tap")
+    keyboard(page).get_by_role("button", name="Space").click()
+    expect(page.get_by_role("textbox", name="Tell us briefly")).to_have_value("tap ")
+    expect(keyboard(page).get_by_role("button", name="Handwriting")).to_be_visible()
+    assert_accessible(page)
