@@ -19,11 +19,23 @@ from edge.kiosk_ui.screens.common import (
 bp = Blueprint("help", __name__, url_prefix="/help")
 CATEGORIES = (("home_care", "heart", N_("Home care")), ("repair", "tool", N_("Repairs")),
               ("errand", "cart", N_("Errands")), ("other", "message", N_("Something else")))
+# One tap types a whole phrase: most requests need no typing at all.
+QUICK_PHRASES = {
+    "home_care": (N_("Please come with me to the doctor"), N_("I need meals brought to my home"),
+                  N_("I need help with bathing"), N_("Please call me now and then to check on me")),
+    "repair": (N_("The water pipe is leaking"), N_("The light does not work"),
+               N_("The door lock is broken"), N_("The toilet is blocked")),
+    "errand": (N_("Please buy medicine for me"), N_("Please buy groceries for me"),
+               N_("Please collect a parcel for me"), N_("Please help me pay the bills")),
+    "other": (N_("I would like someone to talk to"), N_("Please show me how to use my phone"),
+              N_("Please call me back")),
+}
 
 
 @bp.get("/")
 def request_form() -> Any:
-    return render_template("help.html", categories=CATEGORIES, draft=session.get("help_draft", {}))
+    return render_template("help.html", categories=CATEGORIES, draft=session.get("help_draft", {}),
+                           quick_phrases=QUICK_PHRASES)
 
 
 @bp.post("/")
