@@ -119,6 +119,7 @@ def test_edge_run_under_systemd_is_ready_then_petted_then_stops_cleanly(systemd:
            "EDGE_MQTT__PORT": str(free_port())}  # a dead broker: no private broker for this test
     edge = subprocess.Popen([sys.executable, "-m", "edge", "run", "--simulate"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    systemd.settimeout(60)  # a whole simulated station starts first: slow on a loaded machine
     try:
         messages = [received(systemd) for _ in range(3)]
         assert messages[0] == "READY=1"
