@@ -1,4 +1,4 @@
-"""Kiosk screens in headless Chromium on localhost: tap-to-paint for each main screen, and the
+"""Station screens in headless Chromium on localhost: tap-to-paint for each main screen, and the
 server's latency under 20 concurrent clients. Goal: every screen interactive within 100 ms.
 
 Baseline, same run, same Chromium, same server: right after each screen, a static page of that
@@ -39,7 +39,7 @@ from edge.storage import OutboxEvent
 from simulators.lockboard import LockBoardSimulator
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS as ARGS, ensure_chromium
 from tests.support.ports import free_port
-from tests.ui.conftest import serve_until_closed
+from tests.support.station import serve_until_closed
 
 TILES = ["取件", "场地预约", "活动", "求助", "通知与政策", "服务目录", "评价", "快递员"]
 LOAD_PATHS = ["/", "/pickup/", "/venues/", "/venues/venue-activity-room", "/activities/",

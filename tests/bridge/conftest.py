@@ -1,3 +1,5 @@
+"""Bridge tests: a real Mosquitto (the `broker` fixture of tests/conftest.py), the reference
+cloud peer, bridges on their own outbox (helpers in tests/support/bridge.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -7,32 +9,11 @@ import pytest
 
 from cloud_bridge import Bridge, CommandRouter
 from edge.clock import SystemClock
-from edge.settings import Settings, load_settings
-from edge.storage import Database, outbox, record_event
+from edge.settings import Settings
+from edge.storage import Database
 from simulators.cloud import CloudSimulator
+from tests.support.bridge import edge_settings
 from tests.support.mosquitto import Broker
-
-SITE, DEVICE = "test-site", "kiosk-07"
-
-
-def edge_settings(data_dir: Path, broker: Broker | None, **mqtt: object) -> Settings:
-    mqtt_settings: dict[str, object] = {"site_id": SITE, "device_id": DEVICE, "reconnect_min_s": 0.05,
-                                        "reconnect_max_s": 0.5}
-    if broker is not None:
-        mqtt_settings.update(host=broker.host, port=broker.port)
-    mqtt_settings.update(mqtt)
-    return load_settings(data_dir=data_dir, http={"port": 0}, mqtt=mqtt_settings)
-
-
-def persistent_broker(workdir: Path, port: int | None = None) -> Broker:
-    return Broker(workdir, port)  # persistence works as root too: see tests/support/mosquitto.py
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    running = persistent_broker(tmp_path / "broker").start()
-    yield running
-    running.stop()
 
 
 @pytest.fixture
@@ -72,16 +53,3 @@ def make_bridge(mqtt_settings: Settings, edge_db: Database) -> Iterator:
     yield make
     for bridge in started:
         bridge.stop()
-
-
-def add_events(db: Database, count: int, type_: str = "door.opened",
-               priority: outbox.Priority = outbox.Priority.NORMAL) -> list[int]:
-    seqs = []
-    with db.write() as session:
-        for n in range(count):
-            seqs.append(record_event(session, type_, {"compartment": n % 32 + 1}, priority=priority).seq)
-    return seqs
-
-
-def device_log(cloud: CloudSimulator):
-    return cloud.devices[(SITE, DEVICE)]

@@ -10,7 +10,7 @@ import pytest
 from cloud_bridge import CommandRouter
 from cloud_bridge.commands import ping_handler
 from edge.clock import SystemClock
-from tests.bridge.conftest import DEVICE, SITE, device_log
+from tests.support.bridge import DEVICE, SITE, device_log
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(60)]
 EDGE = (SITE, DEVICE)
@@ -88,7 +88,7 @@ def test_the_simulated_cloud_sends_its_catalogue_to_an_edge_that_comes_online(br
     try:
         assert sender.connected.wait(10)
         from cloud_bridge import Bridge
-        from tests.bridge.conftest import edge_settings
+        from tests.support.bridge import edge_settings
 
         settings = edge_settings(edge_db.path.parent, broker)
         bridge = Bridge(settings, edge_db, router, clock=SystemClock(), version="t")

@@ -14,25 +14,9 @@ import pytest
 from sqlalchemy import select
 
 from edge.storage import Database, OutboxEvent, Priority, outbox
-from tests.bridge.conftest import add_events, device_log, edge_settings
+from tests.support.bridge import add_events, assert_delivered_exactly, device_log, edge_settings, pending_rows
 
 pytestmark = pytest.mark.mqtt
-
-
-def pending_rows(db: Database) -> int:
-    with db.read() as session:
-        return outbox.pending(session)[0]
-
-
-def assert_delivered_exactly(db: Database, cloud) -> None:
-    """Every committed event reached the cloud under its own message_id; nothing else did."""
-    log = device_log(cloud)
-    with db.read() as session:
-        rows = session.execute(select(OutboxEvent.seq, OutboxEvent.message_id)).all()
-    assert rows, "the test wrote no events"
-    assert {seq: log.events[seq]["message_id"] for seq, _ in rows if seq in log.events} == dict(rows)
-    assert log.gaps() == []
-    assert cloud.violations == []
 
 
 @pytest.mark.timeout(60)
@@ -126,7 +110,7 @@ from cloud_bridge import Bridge, CommandRouter
 from edge.clock import SystemClock
 from edge.logs import configure_logging
 from edge.storage import Database
-from tests.bridge.conftest import add_events, edge_settings
+from tests.support.bridge import add_events, edge_settings
 
 configure_logging("WARNING")  # log lines to stderr: stdout carries only the progress lines
 

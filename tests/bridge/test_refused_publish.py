@@ -13,8 +13,8 @@ from cloud_bridge import Bridge, CommandRouter
 from edge.clock import SystemClock
 from edge.storage import Database
 from simulators.cloud import CloudSimulator
-from tests.bridge.conftest import DEVICE, SITE, add_events, device_log, edge_settings
-from tests.bridge.test_delivery import assert_delivered_exactly, pending_rows
+from tests.support.bridge import DEVICE, SITE, add_events, device_log, edge_settings
+from tests.support.bridge import assert_delivered_exactly, pending_rows
 from tests.support.mosquitto import Broker
 
 REFUSED_TYPE = "door.closed"

@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 from cloud_bridge import Bridge, CommandRouter
 from edge.clock import SystemClock
 from edge.storage import Database
-from tests.bridge.conftest import add_events, device_log, edge_settings, persistent_broker
+from tests.support.bridge import add_events, device_log, edge_settings, persistent_broker
 from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(60)]

@@ -9,7 +9,7 @@ import pytest
 
 from edge.app import build_controller
 from edge.community import Resident
-from tests.bridge.conftest import DEVICE, SITE, device_log, edge_settings
+from tests.support.bridge import DEVICE, SITE, device_log, edge_settings
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(90)]
 EDGE = (SITE, DEVICE)

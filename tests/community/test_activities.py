@@ -6,7 +6,8 @@ from edge.clock import FakeClock
 from edge.community import ActivityError, ActivityService, Resident
 from edge.storage import Database
 
-from tests.community.conftest import ALICE, BOB, events
+from tests.support.community import ALICE, BOB
+from tests.support.station import outbox
 
 CAROL = Resident("res-3", "陈*梅", "136****5432", "qr")
 # "talk": 10:00-11:00 UTC, capacity 2, sign-in 09:30-10:15 UTC; the clock starts at 08:00.
@@ -23,7 +24,7 @@ def test_sign_up_counts_places_and_refuses_doubles_and_overflow(activities: Acti
     with pytest.raises(ActivityError) as full:
         activities.sign_up(CAROL, "talk")
     assert full.value.code == "full"
-    assert [e.data["resident_id"] for e in events(db, "activity.signed_up")] == ["res-1", "res-2"]
+    assert [e.data["resident_id"] for e in outbox(db, "activity.signed_up")] == ["res-1", "res-2"]
 
 
 def test_no_sign_up_once_started(activities: ActivityService, clock: FakeClock) -> None:
@@ -43,7 +44,7 @@ def test_sign_in_only_within_the_window(activities: ActivityService, clock: Fake
     clock.advance(minutes=1)
     attendance = activities.sign_in(ALICE, "talk")
     assert attendance.signed_in_at == clock.now()
-    [event] = events(db, "signin.recorded")
+    [event] = outbox(db, "signin.recorded")
     assert event.data == {"activity_id": "talk", "resident_id": "res-1", "method": "qr",
                           "time": "2026-11-21T09:30:00.000Z"}
     clock.advance(minutes=45, seconds=1)  # 10:15:01, just after the window closes
@@ -59,7 +60,7 @@ def test_signing_in_twice_records_once(activities: ActivityService, clock: FakeC
     clock.advance(minutes=5)
     second = activities.sign_in(BOB, "talk")
     assert second.signed_in_at == first.signed_in_at
-    [event] = events(db, "signin.recorded")
+    [event] = outbox(db, "signin.recorded")
     assert event.data["method"] == "phone"  # BOB identified by typing his phone number
     clock.advance(hours=1)  # after the window: a repeat still answers, it changes nothing
     assert activities.sign_in(BOB, "talk").signed_in_at == first.signed_in_at

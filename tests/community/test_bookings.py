@@ -12,7 +12,8 @@ from edge.community import BookingError, BookingService
 from edge.community.models import BookingRow
 from edge.storage import Database
 
-from tests.community.conftest import ALICE, BOB, events, local, utc
+from tests.support.community import ALICE, BOB, local, utc
+from tests.support.station import outbox
 
 SATURDAY = date(2026, 11, 21)  # the fake clock's day: 16:00 in Shanghai
 
@@ -51,7 +52,7 @@ def test_day_boundary_is_local_midnight_not_utc(bookings: BookingService, clock:
 def test_request_is_pending_and_announced_without_personal_data(bookings, db: Database) -> None:
     booking = bookings.request(ALICE, "hall", local(2026, 11, 21, 18))
     assert booking.state == "pending" and booking.end == local(2026, 11, 21, 19)
-    [event] = events(db, "booking.requested")
+    [event] = outbox(db, "booking.requested")
     assert event.data == {"booking_id": booking.booking_id, "venue_id": "hall",
                           "resident_id": "res-1", "start": "2026-11-21T10:00:00.000Z",
                           "end": "2026-11-21T11:00:00.000Z", "state": "pending"}
@@ -66,7 +67,7 @@ def test_no_double_booking(bookings: BookingService, db: Database) -> None:
         with pytest.raises(BookingError) as refused:
             bookings.request(who, "hall", local(2026, 11, 21, 18))
         assert refused.value.code == code
-    assert len(events(db, "booking.requested")) == 1
+    assert len(outbox(db, "booking.requested")) == 1
 
 
 @pytest.mark.timeout(30)
@@ -91,7 +92,7 @@ def test_two_kiosk_sessions_racing_for_one_slot(bookings: BookingService, db: Da
     assert sorted(outcomes) == ["booked", "slot_taken"]
     with db.read() as s:
         assert len(s.scalars(select(BookingRow)).all()) == 1
-    assert len(events(db, "booking.requested")) == 1
+    assert len(outbox(db, "booking.requested")) == 1
 
 
 def test_the_database_itself_refuses_two_live_bookings_of_one_slot(db: Database, clock) -> None:
@@ -129,7 +130,7 @@ def test_cancel_own_booking_before_the_window(bookings, clock: FakeClock, db: Da
     clock.advance(minutes=59, seconds=59)  # 16:59:59, the last second before 17:00
     cancelled = bookings.cancel(ALICE, booking.booking_id)
     assert cancelled.state == "cancelled"
-    [event] = events(db, "booking.cancelled")
+    [event] = outbox(db, "booking.cancelled")
     assert event.data["booking_id"] == booking.booking_id and event.data["state"] == "cancelled"
     assert states(bookings)[19] == "free"
     with pytest.raises(BookingError) as again:
@@ -145,7 +146,7 @@ def test_cancel_inside_the_window_is_refused(bookings, clock: FakeClock, db: Dat
         bookings.cancel(ALICE, booking.booking_id)
     assert refused.value.code == "too_late"
     assert bookings.booking(booking.booking_id).state == "pending"
-    assert events(db, "booking.cancelled") == []
+    assert outbox(db, "booking.cancelled") == []
 
 
 def test_decision_is_idempotent_and_subscribers_hear_after_commit(bookings, db: Database) -> None:
@@ -193,7 +194,7 @@ def test_a_failing_subscriber_does_not_undo_the_booking(bookings) -> None:
 
 
 def test_bookings_outlive_their_venue_leaving_the_catalogue(bookings, catalogue) -> None:
-    from tests.community.conftest import payload
+    from tests.support.community import payload
 
     booking = bookings.request(ALICE, "hall", local(2026, 11, 21, 20))
     catalogue.replace(payload(version="v2", venues=[]))

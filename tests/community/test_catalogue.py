@@ -12,7 +12,7 @@ from edge.community.models import ResidentRow, ServiceRow
 from edge.settings import Settings, load_settings
 from edge.storage import Database
 
-from tests.community.conftest import SHANGHAI, payload
+from tests.support.community import SHANGHAI, payload
 
 
 def test_replace_then_read_back(catalogue: CatalogueService) -> None:

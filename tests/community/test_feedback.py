@@ -5,20 +5,21 @@ import pytest
 from edge.community import FeedbackError, FeedbackService
 from edge.storage import Database
 
-from tests.community.conftest import ALICE, events
+from tests.support.community import ALICE
+from tests.support.station import outbox
 
 
 def test_feedback_is_recorded_and_announced(feedback: FeedbackService, db: Database) -> None:
     given = feedback.submit(ALICE, "svc-meals", 5, "  饭菜很好  ")
     assert (given.rating, given.comment) == (5, "饭菜很好")
-    [event] = events(db, "feedback.submitted")
+    [event] = outbox(db, "feedback.submitted")
     assert {k: event.data[k] for k in ("service_id", "rating", "comment", "resident_id")} == {
         "service_id": "svc-meals", "rating": 5, "comment": "饭菜很好", "resident_id": "res-1"}
 
 
 def test_anonymous_feedback_without_comment(feedback: FeedbackService, db: Database) -> None:
     feedback.submit(None, "svc-insurance", 1, "")
-    [event] = events(db, "feedback.submitted")
+    [event] = outbox(db, "feedback.submitted")
     assert (event.data["resident_id"], event.data["comment"]) == (None, None)
 
 
@@ -36,4 +37,4 @@ def test_bad_feedback_is_refused(feedback, db: Database, service_id, rating, com
     with pytest.raises(FeedbackError) as refused:
         feedback.submit(None, service_id, rating, comment)
     assert refused.value.code == code
-    assert events(db) == []
+    assert outbox(db) == []

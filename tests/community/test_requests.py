@@ -9,7 +9,8 @@ from edge.community import RequestError, RequestService
 from edge.community.models import RequestRow
 from edge.storage import Database, Priority, StorageFull
 
-from tests.community.conftest import ALICE, events
+from tests.support.community import ALICE
+from tests.support.station import outbox
 
 
 def test_a_request_carries_only_the_masked_phone(requests_service: RequestService,
@@ -18,7 +19,7 @@ def test_a_request_carries_only_the_masked_phone(requests_service: RequestServic
                                       "+86 139 1234 5678")
     assert (request.priority, request.phone_masked) == ("normal", "139****5678")
     assert "working day" in request.next_steps["en"]
-    [event] = events(db, "request.submitted")
+    [event] = outbox(db, "request.submitted")
     assert event.priority == Priority.NORMAL
     assert event.data["phone_masked"] == "139****5678"
     assert event.data["description"] == "厨房水龙头漏水" and event.data["priority"] == "normal"
@@ -34,7 +35,7 @@ def test_emergency_goes_first_and_says_what_happens_next(requests_service, db: D
     assert emergency.priority == "emergency"
     assert "10 minutes" in emergency.next_steps["en"] and "120" in emergency.next_steps["en"]
     assert "10分钟" in emergency.next_steps["zh"]
-    normal, urgent = events(db, "request.submitted")
+    normal, urgent = outbox(db, "request.submitted")
     assert (urgent.priority, urgent.data["priority"]) == (Priority.EMERGENCY, "emergency")
     assert urgent.data["resident_id"] == "res-1"
     assert urgent.priority < normal.priority  # the bridge publishes lowest first
@@ -43,7 +44,7 @@ def test_emergency_goes_first_and_says_what_happens_next(requests_service, db: D
 def test_the_emergency_button_alone_is_enough(requests_service, db: Database) -> None:
     request = requests_service.submit(None, "emergency", "", None, None)
     assert request.priority == "emergency"
-    [event] = events(db, "request.submitted")
+    [event] = outbox(db, "request.submitted")
     assert event.priority == Priority.EMERGENCY
 
 
@@ -62,7 +63,7 @@ def test_bad_requests_are_refused_and_nothing_is_stored(
     with pytest.raises(RequestError) as refused:
         requests_service.submit(resident, category, description, address, phone)
     assert refused.value.code == code and refused.value.message
-    assert events(db) == []
+    assert outbox(db) == []
 
 
 def test_a_full_outbox_refuses_the_request_and_stores_nothing(requests_service, db: Database) -> None:
@@ -76,4 +77,4 @@ def test_a_full_outbox_refuses_the_request_and_stores_nothing(requests_service, 
             requests_service.submit(ALICE, "repair", "水管爆了", None, None, emergency=emergency)
     with db.read() as s:
         assert [r.description for r in s.scalars(select(RequestRow))] == ["门锁坏了"]
-    assert len(events(db, "request.submitted")) == 1
+    assert len(outbox(db, "request.submitted")) == 1

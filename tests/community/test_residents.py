@@ -10,7 +10,7 @@ from edge.community import IdentityError, ResidentDirectory
 from edge.identity.tokens import ResidentTokenIssuer
 from edge.storage import Database
 
-from tests.community.conftest import SITE_ID
+from tests.support.community import SITE_ID
 
 
 def test_a_synced_resident_is_found_by_phone_in_any_usual_spelling(residents: ResidentDirectory) -> None:

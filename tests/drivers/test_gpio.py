@@ -2,23 +2,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPin
 
 from edge.drivers.gpio import ALARM, CONFIRM, REFUSE, Beep, Light, StationIO
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.timeout(10)
 
 PRESENCE, BUZZER, LIGHT = 17, 27, 22
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return condition()
 
 
 def states(pin: MockPin) -> list[bool]:

@@ -14,16 +14,10 @@ from edge.drivers.qr import QrScanner, RepeatFilter
 from simulators.camera import QrScene, SimulatedCamera, render_qr_scene
 
 from tests.support.inbox import Inbox
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
-
-
-def wait_until(condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -53,7 +47,7 @@ def test_a_code_held_in_view_is_delivered_once(camera, scanner) -> None:
     scanner.start(inbox)
     inbox.wait_for(1)
     seen = camera.frames_read
-    wait_until(lambda: camera.frames_read >= seen + 20)
+    wait_until(lambda: camera.frames_read >= seen + 20, timeout=10, what='20 more frames read')
     assert inbox.codes == ["P1.once"]
 
 

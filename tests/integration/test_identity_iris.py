@@ -17,8 +17,7 @@ from edge.identity.models import IrisConsentRow, IrisTemplateRow
 from edge.identity.service import IrisError, IrisService
 from simulators.camera import SimulatedCamera
 from simulators.people import synthetic_person
-from tests.integration.conftest import RESIDENT_A, RESIDENT_B, Station
-from tests.locker.conftest import audits
+from tests.support.station import RESIDENT_A, RESIDENT_B, Station, audits
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -12,8 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from edge.locker.models import UsedPickupToken
-from tests.integration.conftest import RESIDENT_A, Station
-from tests.locker.conftest import audits, wait_until
+from tests.support.station import COURIER_CODE, RESIDENT_A, Station, audits, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -119,8 +118,7 @@ def test_a_resident_code_goes_to_the_identify_screen(station: Station) -> None:
 
 
 def test_a_courier_badge_logs_the_courier_in_and_a_wrong_one_is_refused(station: Station) -> None:
-    from tests.integration.conftest import COURIER_CODE
-
+    
     refused = show_and_submit(station, "999999", form="/courier/scan")
     assert refused.location.endswith("/courier/")
     assert [a.result for a in audits(station.controller.db, "courier_login")] == ["refused"]

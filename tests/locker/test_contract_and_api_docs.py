@@ -7,8 +7,7 @@ import pytest
 from cloud_bridge import contract
 from edge.clock import iso_utc
 from edge.kiosk_ui import create_app
-from tests.locker.conftest import outbox, wait_until
-from tests.locker.test_pickup import deposit_parcel
+from tests.support.station import deposit_parcel, locker_settings, outbox, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -56,8 +55,7 @@ def test_locker_events_and_snapshot_match_the_contract(controller, client, couri
 
 def test_every_locker_route_is_documented(tmp_path, sim, fake_clock):
     from edge.app import build_controller
-    from tests.locker.conftest import locker_settings
-
+    
     settings = locker_settings(tmp_path / "data", sim.url)
     settings.simulate = True  # registers the simulator routes too (with a serial URL: no own simulator)
     controller = build_controller(settings, clock=fake_clock)

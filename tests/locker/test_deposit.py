@@ -8,9 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from edge.locker.models import Compartment, Deposit, Parcel
-from tests.locker.conftest import (
-    COURIER_ID, PHONE, audits, outbox, start_deposit, wait_until,
-)
+from tests.support.station import COURIER_ID, PHONE, audits, outbox, start_deposit, wait_until
 from tests.support.platform import revealed
 
 pytestmark = pytest.mark.timeout(60)

@@ -12,8 +12,7 @@ from waitress.server import create_server
 from edge.cli import app
 from edge.kiosk_ui import create_app
 from edge.storage import Database
-from tests.locker.conftest import audits, outbox
-from tests.locker.test_pickup import deposit_parcel
+from tests.support.station import audits, deposit_parcel, outbox
 
 pytestmark = pytest.mark.timeout(60)
 runner = CliRunner()

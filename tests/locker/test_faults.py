@@ -8,8 +8,7 @@ from gpiozero.pins.mock import MockFactory
 
 from edge.app import build_controller
 from edge.locker.models import Deposit, DoorOperation
-from tests.locker.conftest import api_client, audits, locker_settings, outbox, start_deposit, wait_until
-from tests.locker.test_pickup import deposit_parcel
+from tests.support.station import api_client, audits, deposit_parcel, locker_settings, outbox, start_deposit, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -106,7 +105,6 @@ def test_reconcile_after_restart_completes_what_happened_while_down(tmp_path, si
     settings = locker_settings(tmp_path / "data", sim.url)
     controller = build_controller(settings, clock=fake_clock)
     controller.start()
-    from edge.kiosk_ui import create_app
 
     client = api_client(controller)
     courier = {"Authorization": "Bearer " + client.post(

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from edge.locker.codes import PickupCodes, normalise_code
-from tests.locker.conftest import start_deposit
+from tests.support.station import start_deposit
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -6,21 +6,9 @@ import pytest
 from sqlalchemy import select
 
 from edge.locker.models import CodeAttempt, Parcel
-from tests.locker.conftest import COURIER_ID, audits, outbox, start_deposit, wait_until
-from tests.support.platform import revealed
+from tests.support.station import COURIER_ID, audits, deposit_parcel, outbox, wait_until
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def deposit_parcel(controller, client, courier, sim, size="M"):
-    """A parcel stored through the API; returns (compartment spec, parcel.deposited data)."""
-    deposit = start_deposit(client, courier, size=size)
-    spec = controller.services.locker.compartment_location(deposit["compartment"])
-    sim.set_item(spec.board, spec.lock, True)
-    sim.close_door(spec.board, spec.lock)
-    event = wait_until(lambda: [e for e in outbox(controller.db, "parcel.deposited")
-                                if e.data["deposit_id"] == deposit["deposit_id"]], what="deposited")[0]
-    return spec, revealed(event)
 
 
 def pickup_state(client, pickup_id):

@@ -8,8 +8,7 @@ from edge.locker.errors import CoolingDown, NotFound, WrongCode
 from edge.locker.monitor import LockerJobs
 from edge.community.models import ResidentRow
 from edge.community.residents import phone_hash
-from tests.locker.conftest import PHONE, audits, outbox, start_deposit, wait_until
-from tests.locker.test_pickup import deposit_parcel
+from tests.support.station import PHONE, audits, deposit_parcel, outbox, start_deposit, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,7 +7,7 @@ import pytest
 from edge.app import build_controller
 from edge.kiosk_ui import create_app
 from edge.settings import load_settings
-from tests.locker.conftest import api_client, outbox, wait_until
+from tests.support.station import api_client, outbox, wait_until
 from tests.support.platform import revealed
 
 pytestmark = pytest.mark.timeout(60)

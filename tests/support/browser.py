@@ -16,6 +16,10 @@ from typing import Any
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
+LANDSCAPE = {"width": 1280, "height": 800}
+PORTRAIT = {"width": 1080, "height": 1920}
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+RESIDENT_PHONE = "13800138000"  # a demo resident (simulators/demo_catalogue.json)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
 
@@ -39,3 +43,28 @@ def launch_browser() -> Iterator[Any]:
         launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
         launched.close()
+
+
+def shoot(page: Any, name: str) -> None:
+    """Screenshots for a reviewer, landscape and portrait (artifacts/ is gitignored)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-1280x800.png"), full_page=True)
+    page.set_viewport_size(PORTRAIT)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-1080x1920.png"), full_page=True)
+    page.set_viewport_size(LANDSCAPE)
+
+
+def assert_accessible(page: Any) -> None:
+    """axe-core in the page: no serious or critical violations."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    bad = [f"{v['id']} ({v['impact']}): {v['help']} -> "
+           f"{[n['target'] for n in v['nodes']][:3]}"
+           for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert not bad, "\n".join(bad)
+
+
+def type_on_keypad(page: Any, digits: str) -> None:
+    for digit in digits:
+        page.locator(".keypad").get_by_role("button", name=digit, exact=True).click()

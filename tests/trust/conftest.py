@@ -7,4 +7,5 @@ from tests.locker.conftest import (  # noqa: F401 - fixtures
     fake_clock,
     locker_overrides,
     sim,
+    station,
 )

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from edge.cli import app as cli
 from edge.settings import load_settings
-from tests.locker.test_kill9 import ControllerProcess
+from tests.support.process import ControllerProcess
 
 pytestmark = pytest.mark.timeout(90)
 

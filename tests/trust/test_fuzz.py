@@ -17,7 +17,7 @@ from cloud_bridge import contract
 from cloud_bridge.bridge import _route_of
 from edge.logs import configure_logging
 from edge.storage import OutboxEvent
-from tests.locker.test_pickup import deposit_parcel
+from tests.support.station import deposit_parcel
 
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -9,7 +9,7 @@ import pytest
 from simulators.demo import demo_catalogue
 from edge.locker.codes import normalise_code
 from edge.privacy import InvalidPhone, normalise_phone
-from tests.locker.conftest import PHONE
+from tests.support.station import PHONE, audits
 
 ARABIC_INDIC_PHONE = "13٨١٢٣٤٥٦٧٨"  # 13812345678, after "13" in Arabic-Indic digits
 FULL_WIDTH_CODE = "１２３４５６７８"
@@ -37,8 +37,7 @@ def test_a_deposit_with_a_non_ascii_phone_is_a_clear_400(client, courier, sim):
 def test_the_kiosk_keypad_refuses_a_non_ascii_code(controller, client):
     import re
 
-    from tests.locker.conftest import audits
-
+    
     page = client.get("/pickup/")
     token = re.search(rb'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page.data).group(1).decode()
     reply = client.post("/pickup/code", data={"code": FULL_WIDTH_CODE, "csrf_token": token}, follow_redirects=True)

@@ -9,7 +9,7 @@ import pytest
 
 from edge.kiosk_ui import create_app
 from edge.kiosk_ui.guard import MAX_BODY_BYTES
-from tests.locker.conftest import COURIER_CODE
+from tests.support.station import COURIER_CODE
 
 
 def unlock_frames(sim) -> int:

@@ -7,7 +7,7 @@ import pytest
 
 from edge.logs import configure_logging, redact
 from edge.storage import outbox as outbox_module
-from tests.locker.conftest import PHONE, start_deposit, wait_until
+from tests.support.station import PHONE, start_deposit, wait_until
 
 KNOWN_CODE = "13572468"
 KNOWN_PHONE = "13912345678"

@@ -23,8 +23,8 @@ from cloud_bridge.models import ProcessedCommand
 from edge.clock import SystemClock, iso_utc
 from edge.settings import SettingsError, load_settings
 from edge.storage import Database
-from tests.bridge.conftest import DEVICE, SITE, add_events, edge_settings
-from tests.locker.conftest import wait_until
+from tests.support.bridge import DEVICE, SITE, add_events, edge_settings
+from tests.support.station import wait_until
 from tests.support.mosquitto import Broker
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(90)]

@@ -12,8 +12,7 @@ from edge.cli import app as cli
 from edge.identity.sealing import SealError, public_key_text, seal, unseal
 from edge.logs import configure_logging
 from edge.settings import SettingsError, load_settings
-from tests.locker.conftest import audits, outbox
-from tests.locker.test_pickup import deposit_parcel
+from tests.support.station import audits, deposit_parcel, locker_settings, outbox, wait_until
 from tests.support.platform import PLATFORM_PRIVATE_KEY, opened_secret
 
 
@@ -68,8 +67,7 @@ def test_a_broker_without_a_platform_key_stops_start_up_with_one_line(tmp_path, 
 def test_without_a_platform_key_no_deposit_door_opens(tmp_path, sim, monkeypatch):
     from edge.app import build_controller
     from edge.locker.errors import NoPlatformKey
-    from tests.locker.conftest import locker_settings
-
+    
     monkeypatch.delenv("EDGE_MQTT__PLATFORM_PUBLIC_KEY")
     controller = build_controller(locker_settings(tmp_path / "data", sim.url))
     try:
@@ -83,8 +81,7 @@ def test_without_a_platform_key_no_deposit_door_opens(tmp_path, sim, monkeypatch
 def test_simulate_mode_seals_to_the_simulated_cloud_which_opens_it(tmp_path, monkeypatch, capfd):
     from edge.app import build_controller
     from simulators.cloud import CloudSimulator, simulated_platform_key
-    from tests.locker.conftest import wait_until
-
+    
     monkeypatch.delenv("EDGE_MQTT__PLATFORM_PUBLIC_KEY")
     settings = load_settings(data_dir=tmp_path / "data", simulate=True, http={"port": 0})
     controller = build_controller(settings)

@@ -11,7 +11,8 @@ from playwright.sync_api import expect
 
 from simulators.demo import demo_token_issuer
 from edge.storage import Priority
-from tests.ui.conftest import RESIDENT_PHONE, Kiosk, assert_accessible, shoot, type_on_keypad
+from tests.support.browser import RESIDENT_PHONE, assert_accessible, shoot, type_on_keypad
+from tests.support.station import Station
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 VENUE = "venue-activity-room"
@@ -22,8 +23,8 @@ def identify_by_phone(page, confirm: str = "确认") -> None:
     page.get_by_role("button", name=confirm).click()
 
 
-def test_book_a_room_pending_then_approved_live_then_cancel(page, kiosk: Kiosk) -> None:
-    bookings = kiosk.service("bookings")
+def test_book_a_room_pending_then_approved_live_then_cancel(page, kiosk: Station) -> None:
+    bookings = kiosk.services.bookings
     # "Today" at the site: slots are laid out in its time zone, whatever UTC's date is.
     site_zone = ZoneInfo(kiosk.controller.settings.site.timezone)
     today = kiosk.controller.clock.now().astimezone(site_zone).date()
@@ -64,7 +65,7 @@ def test_book_a_room_pending_then_approved_live_then_cancel(page, kiosk: Kiosk) 
     assert bookings.booking(booking.booking_id).state == "cancelled"
 
 
-def test_activity_sign_in_with_a_scanned_personal_code(page, kiosk: Kiosk) -> None:
+def test_activity_sign_in_with_a_scanned_personal_code(page, kiosk: Station) -> None:
     issuer = demo_token_issuer(kiosk.controller.settings.keys_dir)
     token = issuer.issue("res-1002", "李*", kiosk.controller.clock.now() + timedelta(minutes=5))
     page.goto("/")
@@ -88,7 +89,7 @@ def test_activity_sign_in_with_a_scanned_personal_code(page, kiosk: Kiosk) -> No
     assert signin.data["resident_id"] == "res-1002"
 
 
-def test_help_request_then_emergency_to_the_outbox(page, kiosk: Kiosk) -> None:
+def test_help_request_then_emergency_to_the_outbox(page, kiosk: Station) -> None:
     page.goto("/")
     page.get_by_role("link", name="求助", exact=True).click()
     page.get_by_role("button", name="提交求助").click()  # nothing chosen: the browser asks
@@ -122,7 +123,7 @@ def test_help_request_then_emergency_to_the_outbox(page, kiosk: Kiosk) -> None:
     assert emergency.data["priority"] == "emergency"
 
 
-def test_notices_services_and_feedback(page, kiosk: Kiosk) -> None:
+def test_notices_services_and_feedback(page, kiosk: Station) -> None:
     page.goto("/")
     page.get_by_role("link", name="通知与政策", exact=True).click()
     page.get_by_role("link", name="政策指南").click()

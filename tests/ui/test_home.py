@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui.conftest import assert_accessible, shoot
+from tests.support.browser import assert_accessible, shoot
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 

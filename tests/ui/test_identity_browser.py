@@ -9,8 +9,8 @@ from playwright.sync_api import expect
 
 from simulators.camera import SimulatedCamera
 from simulators.people import synthetic_person
-from tests.locker.conftest import wait_until
-from tests.ui.conftest import COURIER_ID, Kiosk, assert_accessible, shoot
+from tests.support.browser import assert_accessible, shoot
+from tests.support.station import COURIER_ID, Station, wait_until
 from tests.support.platform import revealed
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -18,21 +18,21 @@ RESIDENT = ("res-1001", "13800138000")  # demo residents, synced in simulate mod
 OTHER = ("res-1002", "13912345678")
 
 
-def deposit(kiosk: Kiosk, phone: str) -> dict:
-    locker = kiosk.service("locker")
+def deposit(kiosk: Station, phone: str) -> dict:
+    locker = kiosk.services.locker
     view = locker.start_deposit(COURIER_ID, f"SF{phone}", phone, "M")
     board, lock = kiosk.door(view.compartment)
-    kiosk.simulator.set_item(board, lock, True)
-    kiosk.simulator.close_door(board, lock)
+    kiosk.sim.set_item(board, lock, True)
+    kiosk.sim.close_door(board, lock)
     return wait_until(lambda: [revealed(e) for e in kiosk.outbox("parcel.deposited")
                                if e.data["deposit_id"] == view.deposit_id], what="deposited")[0]
 
 
-def test_iris_pickup_screen_opens_the_residents_door(page, kiosk: Kiosk) -> None:
+def test_iris_pickup_screen_opens_the_residents_door(page, kiosk: Station) -> None:
     mine, theirs = deposit(kiosk, RESIDENT[1]), deposit(kiosk, OTHER[1])
     camera = SimulatedCamera(fps=None)
     camera.show_eye(synthetic_person(RESIDENT[0]))
-    kiosk.service("iris").enrol(RESIDENT[0], [camera.read() for _ in range(4)], consent=True,
+    kiosk.services.iris.enrol(RESIDENT[0], [camera.read() for _ in range(4)], consent=True,
                                 recorded_how="test")
 
     page.goto("/pickup/")
@@ -46,14 +46,14 @@ def test_iris_pickup_screen_opens_the_residents_door(page, kiosk: Kiosk) -> None
 
     expect(page.locator("[data-live-when='state=door_open'] .door-number")).to_have_text(
         str(mine["compartment"]))
-    assert kiosk.simulator.is_open(*kiosk.door(mine["compartment"]))
-    assert not kiosk.simulator.is_open(*kiosk.door(theirs["compartment"]))
+    assert kiosk.sim.is_open(*kiosk.door(mine["compartment"]))
+    assert not kiosk.sim.is_open(*kiosk.door(theirs["compartment"]))
 
 
-def test_a_stranger_at_the_iris_camera_is_sent_to_the_code(page, kiosk: Kiosk) -> None:
+def test_a_stranger_at_the_iris_camera_is_sent_to_the_code(page, kiosk: Station) -> None:
     camera = SimulatedCamera(fps=None)
     camera.show_eye(synthetic_person(RESIDENT[0]))
-    kiosk.service("iris").enrol(RESIDENT[0], [camera.read() for _ in range(4)], consent=True,
+    kiosk.services.iris.enrol(RESIDENT[0], [camera.read() for _ in range(4)], consent=True,
                                 recorded_how="test")
     page.goto("/iris/pickup")
     page.get_by_label("模拟：谁在摄像头前").select_option("stranger")
@@ -62,20 +62,20 @@ def test_a_stranger_at_the_iris_camera_is_sent_to_the_code(page, kiosk: Kiosk) -
     assert re.search(r"/pickup/$", page.url)
 
 
-def test_a_pickup_qr_held_to_the_camera_opens_the_door_by_itself(page, kiosk: Kiosk) -> None:
+def test_a_pickup_qr_held_to_the_camera_opens_the_door_by_itself(page, kiosk: Station) -> None:
     parcel = deposit(kiosk, OTHER[1])
     page.goto("/pickup/")
     expect(page.get_by_role("heading", name="扫描二维码")).to_be_visible()
-    wait_until(lambda: kiosk.service("qr_scanner").scanning, what="the page's scan stream")
+    wait_until(lambda: kiosk.services.qr_scanner.scanning, what="the page's scan stream")
 
     kiosk.controller.simulation.qr_camera.show_qr(parcel["pickup_token"])
 
     expect(page.locator("[data-live-when='state=door_open'] .door-number")).to_have_text(
         str(parcel["compartment"]), timeout=20_000)
-    assert kiosk.simulator.is_open(*kiosk.door(parcel["compartment"]))
+    assert kiosk.sim.is_open(*kiosk.door(parcel["compartment"]))
 
 
-def test_simulate_mode_pasted_code_is_read_through_the_camera(page, kiosk: Kiosk) -> None:
+def test_simulate_mode_pasted_code_is_read_through_the_camera(page, kiosk: Station) -> None:
     parcel = deposit(kiosk, RESIDENT[1])
     before = kiosk.controller.simulation.qr_camera.frames_read
     page.goto("/pickup/")

@@ -8,14 +8,15 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.ui.conftest import COURIER_CODE, Kiosk, assert_accessible, shoot, type_on_keypad
+from tests.support.browser import assert_accessible, shoot, type_on_keypad
+from tests.support.station import COURIER_CODE, Station
 from tests.support.platform import revealed
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 RECIPIENT = "13912345678"
 
 
-def deposit_as_courier(page, kiosk: Kiosk, *, english: bool) -> int:
+def deposit_as_courier(page, kiosk: Station, *, english: bool) -> int:
     """Courier flow up to the open door; returns the door number shown."""
     t = (lambda en, zh: en) if english else (lambda en, zh: zh)
     page.goto("/")
@@ -44,20 +45,20 @@ def deposit_as_courier(page, kiosk: Kiosk, *, english: bool) -> int:
     door = page.locator("[data-live-when='state=door_open'] .door-number")
     expect(door).to_be_visible()
     number = int(door.inner_text())
-    assert kiosk.simulator.is_open(*kiosk.door(number))
+    assert kiosk.sim.is_open(*kiosk.door(number))
     assert_accessible(page)
     shoot(page, f"courier-door-{'en' if english else 'zh'}")
     return number
 
 
-def test_courier_deposits_then_resident_collects(page, kiosk: Kiosk) -> None:
+def test_courier_deposits_then_resident_collects(page, kiosk: Station) -> None:
     number = deposit_as_courier(page, kiosk, english=True)
     expect(page.get_by_text("is open")).to_be_visible()
 
     # The courier puts the parcel in and pushes the door shut: the page follows, no reload.
     board, lock = kiosk.door(number)
-    kiosk.simulator.set_item(board, lock, True)
-    kiosk.simulator.close_door(board, lock)
+    kiosk.sim.set_item(board, lock, True)
+    kiosk.sim.close_door(board, lock)
     expect(page.locator("[data-live-when='state=deposited']")).to_be_visible()
     page.get_by_role("button", name="I closed the door").click()
     expect(page.get_by_role("status").filter(has_text=f"door {number}")).to_be_visible()
@@ -84,12 +85,12 @@ def test_courier_deposits_then_resident_collects(page, kiosk: Kiosk) -> None:
         expect(them.get_by_role("status").filter(has_text="已打开")).to_be_visible()
         assert them.locator("[data-live-when='state=door_open'] .door-number").inner_text() == str(number)
         expect(them.get_by_text("请取出包裹并关好柜门。")).to_be_visible()
-        assert kiosk.simulator.is_open(board, lock)
+        assert kiosk.sim.is_open(board, lock)
         assert_accessible(them)
         shoot(them, "pickup-door-zh")
 
-        kiosk.simulator.set_item(board, lock, False)
-        kiosk.simulator.close_door(board, lock)
+        kiosk.sim.set_item(board, lock, False)
+        kiosk.sim.close_door(board, lock)
         expect(them.get_by_text("谢谢，包裹已取走。")).to_be_visible()
         expect(them.locator("[data-live-when='state=door_open']")).to_be_hidden()
         assert len(kiosk.outbox("parcel.collected")) == 1
@@ -97,7 +98,7 @@ def test_courier_deposits_then_resident_collects(page, kiosk: Kiosk) -> None:
         resident.close()
 
 
-def test_wrong_code_says_attempts_left_then_minutes(page, kiosk: Kiosk) -> None:
+def test_wrong_code_says_attempts_left_then_minutes(page, kiosk: Station) -> None:
     limit = kiosk.controller.settings.locker.wrong_code_limit
     page.goto("/pickup/")
     for attempt in range(1, limit):
@@ -114,13 +115,13 @@ def test_wrong_code_says_attempts_left_then_minutes(page, kiosk: Kiosk) -> None:
     expect(page.get_by_role("alert")).to_contain_text(re.compile(r"try again in \d+ minutes?"))
 
 
-def test_courier_door_did_not_open_then_cancel(page, kiosk: Kiosk) -> None:
+def test_courier_door_did_not_open_then_cancel(page, kiosk: Station) -> None:
     first = deposit_as_courier(page, kiosk, english=False)
     page.get_by_role("button", name="柜门没有打开").click()
     door = page.locator("[data-live-when='state=door_open'] .door-number")
     expect(door).not_to_have_text(str(first))
     second = int(door.inner_text())
-    assert kiosk.simulator.is_open(*kiosk.door(second))
+    assert kiosk.sim.is_open(*kiosk.door(second))
 
     page.get_by_role("button", name="取消本次投递").click()
     expect(page.get_by_role("status")).to_contain_text("已取消")
@@ -128,7 +129,7 @@ def test_courier_door_did_not_open_then_cancel(page, kiosk: Kiosk) -> None:
     assert not kiosk.outbox("parcel.deposited")
 
 
-def test_unknown_courier_code_is_refused(page, kiosk: Kiosk) -> None:
+def test_unknown_courier_code_is_refused(page, kiosk: Station) -> None:
     page.goto("/courier/")
     type_on_keypad(page, "999999")
     page.get_by_role("button", name="下一步").click()
@@ -136,16 +137,16 @@ def test_unknown_courier_code_is_refused(page, kiosk: Kiosk) -> None:
     assert page.get_by_role("textbox", name="快递员编号").is_visible()
 
 
-def test_door_closed_with_nothing_inside_can_be_opened_again(page, kiosk: Kiosk) -> None:
+def test_door_closed_with_nothing_inside_can_be_opened_again(page, kiosk: Station) -> None:
     number = deposit_as_courier(page, kiosk, english=True)
     board, lock = kiosk.door(number)
-    kiosk.simulator.close_door(board, lock)  # pushed shut before the parcel went in
+    kiosk.sim.close_door(board, lock)  # pushed shut before the parcel went in
     expect(page.get_by_role("alert")).to_contain_text("nothing is inside")
     page.get_by_role("button", name="Open the door again").click()
     expect(page.locator("[data-live-when='state=door_open']")).to_be_visible()
-    assert kiosk.simulator.is_open(board, lock)
-    kiosk.simulator.set_item(board, lock, True)
-    kiosk.simulator.close_door(board, lock)
+    assert kiosk.sim.is_open(board, lock)
+    kiosk.sim.set_item(board, lock, True)
+    kiosk.sim.close_door(board, lock)
     expect(page.locator("[data-live-when='state=deposited']")).to_be_visible()
     page.get_by_role("button", name="I closed the door").click()
     expect(page.get_by_role("status").filter(has_text=f"door {number}")).to_be_visible()
@@ -154,12 +155,12 @@ def test_door_closed_with_nothing_inside_can_be_opened_again(page, kiosk: Kiosk)
     shoot(page, "courier-stored-en")
 
 
-def test_pickup_with_the_scanned_qr_code(page, kiosk: Kiosk) -> None:
-    locker = kiosk.service("locker")
+def test_pickup_with_the_scanned_qr_code(page, kiosk: Station) -> None:
+    locker = kiosk.services.locker
     view = locker.start_deposit("courier-sf", "YT0001", RECIPIENT, "L")
     board, lock = kiosk.door(view.compartment)
-    kiosk.simulator.set_item(board, lock, True)
-    kiosk.simulator.close_door(board, lock)
+    kiosk.sim.set_item(board, lock, True)
+    kiosk.sim.close_door(board, lock)
     page.goto("/pickup/")
     page.get_by_role("button", name="English").click()
     [deposited] = wait_for_outbox(kiosk, "parcel.deposited")
@@ -167,10 +168,10 @@ def test_pickup_with_the_scanned_qr_code(page, kiosk: Kiosk) -> None:
     assert page.request.post("/live/scanner", data={"code": revealed(deposited)["pickup_token"]}).ok
     expect(page.get_by_text("Please take your parcel and close the door.")).to_be_visible()
     assert page.locator("[data-live-when='state=door_open'] .door-number").inner_text() == str(view.compartment)
-    assert kiosk.simulator.is_open(board, lock)
+    assert kiosk.sim.is_open(board, lock)
 
 
-def wait_for_outbox(kiosk: Kiosk, type_: str) -> list:
+def wait_for_outbox(kiosk: Station, type_: str) -> list:
     deadline = time.monotonic() + 10
     while not (rows := kiosk.outbox(type_)):
         assert time.monotonic() < deadline, f"no {type_} in the outbox"

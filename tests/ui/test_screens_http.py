@@ -22,7 +22,7 @@ from edge.clock import FakeClock
 from edge.drivers.gpio import StationIO
 from edge.kiosk_ui import create_app
 from edge.settings import Settings
-from tests.ui.conftest import serve_until_closed
+from tests.support.station import serve_until_closed
 
 pytestmark = pytest.mark.timeout(60)
 KIOSK_UI = Path(__file__).resolve().parents[2] / "edge" / "kiosk_ui"

@@ -4,14 +4,15 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.ui.conftest import RESIDENT_PHONE, Kiosk, assert_accessible, shoot, type_on_keypad
+from tests.support.browser import RESIDENT_PHONE, assert_accessible, shoot, type_on_keypad
+from tests.support.station import Station
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 IDLE = {"kiosk": {"idle_timeout_s": 30, "idle_warning_s": 20}}
 
 
 @pytest.mark.parametrize("kiosk_settings", [IDLE])
-def test_idle_timeout_warns_then_forgets_everything(page, kiosk: Kiosk) -> None:
+def test_idle_timeout_warns_then_forgets_everything(page, kiosk: Station) -> None:
     page.clock.install()
     page.goto("/identify/?next=/venues/mine")
     page.get_by_role("button", name="English").click()
@@ -41,7 +42,7 @@ def test_idle_timeout_warns_then_forgets_everything(page, kiosk: Kiosk) -> None:
     expect(page.get_by_role("heading", name="请确认身份")).to_be_visible()
 
 
-def test_screen_saver_swallows_the_waking_tap_and_wakes_on_presence(page, kiosk: Kiosk) -> None:
+def test_screen_saver_swallows_the_waking_tap_and_wakes_on_presence(page, kiosk: Station) -> None:
     kiosk.app.config["KIOSK_SCREENSAVER_AFTER_S"] = 60
     page.clock.install()
     page.goto("/")
