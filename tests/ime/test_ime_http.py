@@ -6,7 +6,7 @@ from pathlib import Path
 
 from edge.kiosk_ui.screens.ime import KeyboardBackends
 from tests.ime.strokes import CHARACTERS, PAD
-from tests.ui.test_screens_http import app, client, controller, csrf_of, pins  # noqa: F401
+from tests.support.screens import app, client, controller, csrf_of, pins  # noqa: F401 - fixtures
 
 
 def post_strokes(client, strokes, **extra):  # noqa: F811

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.locker.conftest import api_client, audits, outbox, start_deposit, wait_until
-from tests.locker.test_pickup import deposit_parcel, pickup_state
+from tests.support.station import api_client, audits, deposit_parcel, outbox, pickup_state, start_deposit, wait_until
 from tests.support.platform import revealed
 
 pytestmark = pytest.mark.timeout(60)

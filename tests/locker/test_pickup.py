@@ -6,13 +6,9 @@ import pytest
 from sqlalchemy import select
 
 from edge.locker.models import CodeAttempt, Parcel
-from tests.support.station import COURIER_ID, audits, deposit_parcel, outbox, wait_until
+from tests.support.station import COURIER_ID, audits, deposit_parcel, outbox, pickup_state, wait_until
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def pickup_state(client, pickup_id):
-    return client.get(f"/api/locker/pickups/{pickup_id}").json["state"]
 
 
 def test_pickup_by_code_opens_the_door_and_closing_completes_it(controller, client, courier, sim):

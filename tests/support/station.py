@@ -110,6 +110,11 @@ def deposit_parcel(controller: Controller, client: FlaskClient, courier: dict[st
     return spec, revealed(event)
 
 
+def pickup_state(client: FlaskClient, pickup_id: str) -> str:
+    """A pickup's state (or a parcel's, by its id) as the API reports it."""
+    return client.get(f"/api/locker/pickups/{pickup_id}").json["state"]
+
+
 def serve_until_closed(server: Any) -> None:
     """waitress's loop, until another thread closes the server (as edge.app.serve does)."""
     try:

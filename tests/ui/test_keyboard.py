@@ -10,15 +10,8 @@ from playwright.sync_api import expect
 from edge.ime.pinyin import default_dictionary_dir, dictionary_file, ensure_dictionary
 from edge.kiosk_ui.screens.ime import KeyboardBackends
 from tests.ime.strokes import CHARACTERS, PAD
-from tests.ui.conftest import (
-    COURIER_CODE,
-    LANDSCAPE,
-    PORTRAIT,
-    Kiosk,
-    assert_accessible,
-    shoot,
-    type_on_keypad,
-)
+from tests.support.browser import LANDSCAPE, PORTRAIT, assert_accessible, shoot, type_on_keypad
+from tests.support.station import COURIER_CODE, Station
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 PHONE = "13912345678"
@@ -72,7 +65,7 @@ def open_help_form(page, category: str) -> None:
     expect(keyboard(page)).to_be_visible()
 
 
-def send_help(page, kiosk: Kiosk) -> dict:
+def send_help(page, kiosk: Station) -> dict:
     type_on_keypad(page, PHONE)
     expect(keyboard(page)).to_be_hidden()  # the phone has its own keypad
     page.get_by_role("button", name="提交求助").click()
@@ -81,7 +74,7 @@ def send_help(page, kiosk: Kiosk) -> dict:
     return sent.data
 
 
-def test_help_request_written_in_pinyin(page, kiosk: Kiosk) -> None:
+def test_help_request_written_in_pinyin(page, kiosk: Station) -> None:
     open_help_form(page, "维修")
     expect(keyboard(page).get_by_role("button", name="拼音")).to_have_attribute("aria-pressed", "true")
     type_pinyin(page, "shuiguanloushui")
@@ -117,7 +110,7 @@ def test_help_request_written_in_pinyin(page, kiosk: Kiosk) -> None:
     assert data["address"] == "3栋" and data["category"] == "repair"
 
 
-def test_help_request_written_by_hand_with_a_quick_phrase(page, kiosk: Kiosk) -> None:
+def test_help_request_written_by_hand_with_a_quick_phrase(page, kiosk: Station) -> None:
     open_help_form(page, "维修")
     keyboard(page).get_by_role("button", name="手写").click()
     expect(keyboard(page).locator("canvas")).to_be_visible()
@@ -136,7 +129,7 @@ def test_help_request_written_by_hand_with_a_quick_phrase(page, kiosk: Kiosk) ->
     assert data["description"] == "电工，电灯不亮"
 
 
-def test_a_wrong_stroke_is_written_again(page, kiosk: Kiosk) -> None:
+def test_a_wrong_stroke_is_written_again(page, kiosk: Station) -> None:
     open_help_form(page, "居家照护")
     keyboard(page).get_by_role("button", name="手写").click()
     draw(page, CHARACTERS["工"][:1])
@@ -149,7 +142,7 @@ def test_a_wrong_stroke_is_written_again(page, kiosk: Kiosk) -> None:
     assert send_help(page, kiosk)["description"] == "上，需要上门陪诊"
 
 
-def test_waybill_with_letters_typed_on_the_courier_screen(page, kiosk: Kiosk) -> None:
+def test_waybill_with_letters_typed_on_the_courier_screen(page, kiosk: Station) -> None:
     page.goto("/")
     page.get_by_role("link", name="快递员", exact=True).click()
     type_on_keypad(page, COURIER_CODE)
@@ -176,8 +169,8 @@ def test_waybill_with_letters_typed_on_the_courier_screen(page, kiosk: Kiosk) ->
     expect(door).to_be_visible()
     # The parcel goes in and the door shuts: the waybill reaches the cloud as typed.
     board, lock = kiosk.door(int(door.inner_text()))
-    kiosk.simulator.set_item(board, lock, True)
-    kiosk.simulator.close_door(board, lock)
+    kiosk.sim.set_item(board, lock, True)
+    kiosk.sim.close_door(board, lock)
     expect(page.locator("[data-live-when='state=deposited']")).to_be_visible()
     [deposited] = kiosk.outbox("parcel.deposited")
     assert deposited.data["waybill"] == "SF1234567890"
@@ -185,7 +178,7 @@ def test_waybill_with_letters_typed_on_the_courier_screen(page, kiosk: Kiosk) ->
 
 @pytest.mark.parametrize("viewport", [LANDSCAPE, PORTRAIT], ids=["1280x800", "1080x1920"])
 @pytest.mark.parametrize("mode", ["拼音", "手写", "ABC 123"])
-def test_keys_are_big_and_the_field_stays_in_view(page, kiosk: Kiosk, viewport, mode) -> None:
+def test_keys_are_big_and_the_field_stays_in_view(page, kiosk: Station, viewport, mode) -> None:
     page.set_viewport_size(viewport)
     open_help_form(page, "代办跑腿")
     keyboard(page).get_by_role("button", name=mode).click()
@@ -205,7 +198,7 @@ def test_keys_are_big_and_the_field_stays_in_view(page, kiosk: Kiosk, viewport, 
         shoot(page, "keyboard-help-" + {"拼音": "pinyin", "手写": "handwriting"}.get(mode, "latin"))
 
 
-def test_without_the_handwriting_model_the_key_says_so(page, kiosk: Kiosk, tmp_path: Path) -> None:
+def test_without_the_handwriting_model_the_key_says_so(page, kiosk: Station, tmp_path: Path) -> None:
     shared = kiosk.app.extensions["kiosk_ime"]
     kiosk.app.extensions["kiosk_ime"] = KeyboardBackends(shared.dictionary.path.parent,
                                                          tmp_path / "gone.model")
@@ -218,7 +211,7 @@ def test_without_the_handwriting_model_the_key_says_so(page, kiosk: Kiosk, tmp_p
     expect(page.get_by_role("textbox", name="请简单描述")).to_have_value("水")
 
 
-def test_in_english_the_keyboard_starts_with_letters_and_speaks_english(page, kiosk: Kiosk) -> None:
+def test_in_english_the_keyboard_starts_with_letters_and_speaks_english(page, kiosk: Station) -> None:
     page.goto("/help/")
     page.get_by_role("button", name="English").click()
     page.get_by_role("radio", name="Repairs").click()

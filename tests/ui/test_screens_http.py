@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,47 +15,14 @@ from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
 from gpiozero.pins.mock import MockFactory
 
-from edge.app import Controller, attach_station_io, build_controller
+from edge.app import Controller
 from edge.clock import FakeClock
-from edge.drivers.gpio import StationIO
-from edge.kiosk_ui import create_app
-from edge.settings import Settings
+from tests.support.screens import app, client, controller, csrf_of, pins  # noqa: F401 - fixtures
 from tests.support.station import serve_until_closed
 
 pytestmark = pytest.mark.timeout(60)
 KIOSK_UI = Path(__file__).resolve().parents[2] / "edge" / "kiosk_ui"
 CATALOGUE = KIOSK_UI / "translations" / "zh_Hans_CN" / "LC_MESSAGES"
-
-
-@pytest.fixture
-def pins() -> MockFactory:
-    return MockFactory()
-
-
-@pytest.fixture
-def controller(settings: Settings, clock: FakeClock, pins: MockFactory) -> Iterator[Controller]:
-    built = build_controller(settings, clock=clock)
-    gpio = settings.gpio
-    station_io = StationIO(gpio.presence_pin, gpio.buzzer_pin, gpio.light_pin, pin_factory=pins)
-    attach_station_io(built, station_io)
-    yield built
-    station_io.close()
-    built.stop()
-
-
-@pytest.fixture
-def app(controller: Controller) -> Any:
-    return create_app(controller)
-
-
-@pytest.fixture
-def client(app: Any) -> FlaskClient:
-    return app.test_client()
-
-
-def csrf_of(client: FlaskClient, path: str = "/") -> str:
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'data-csrf="([^"]+)"', page).group(1)
 
 
 def test_a_form_without_its_csrf_token_changes_nothing(client: FlaskClient) -> None:
