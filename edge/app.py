@@ -59,6 +59,7 @@ def build_controller(settings: Settings, *, clock: Clock | None = None) -> Contr
     _build_community(controller)
     _build_identity(controller)
     _build_bridge(controller)
+    _build_operations(controller)
     return controller
 
 
@@ -320,3 +321,23 @@ def serve(controller: Controller) -> None:
         pass
     finally:
         controller.stop()
+
+
+def _build_operations(controller: Controller) -> None:
+    """Running the station for years: the nightly backup (when backup.dir is set). A
+    missing backup key stops start-up with one line, as any bad setting does."""
+    from edge.ops.backup import BackupError
+    from edge.ops.nightly import NightlyBackup, sealing_from
+    from edge.settings import SettingsError
+
+    settings = controller.settings
+    backup = settings.backup
+    if backup.dir is not None:
+        try:
+            sealing = sealing_from(backup.passphrase_file, backup.recipient_key)
+        except BackupError as exc:
+            raise SettingsError(f"bad setting backup: {exc}") from None
+        nightly = NightlyBackup(settings.data_dir, backup.dir, backup.keep, sealing,
+                                settings.mqtt.device_id, backup.at, settings.site.timezone)
+        controller.services["nightly_backup"] = nightly
+        controller.components.append(nightly)

@@ -96,3 +96,13 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def _register_operations() -> None:
+    """Backup, restore, update and metrics commands (edge/ops/cli.py)."""
+    from edge.ops.cli import register
+
+    register(app)
+
+
+_register_operations()
