@@ -51,6 +51,9 @@ def run(
     if port is not None:
         settings.http.port = port
     configure_logging(settings.log_level)
+    from edge.ops.journal import configure_log_destination
+
+    configure_log_destination(settings.journal.mode, settings.journal.socket)  # journald under systemd
     from edge.locker.buslock import BusBusy
 
     try:
