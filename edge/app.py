@@ -99,6 +99,9 @@ def _build_locker(controller: Controller) -> None:
                                      echo_window_s=locker.unlock_echo_window_s)
         except BusError as exc:  # a URL no port can ever take; an absent device is retried
             raise SettingsError(f"bad setting locker.serial_url (EDGE_LOCKER__SERIAL_URL): {exc}") from None
+        from edge.ops.metrics import CountingBus
+
+        bus = CountingBus(bus)  # bus errors and timeouts per board, for /metrics
     except Exception:
         for cleanup in reversed(cleanups):
             cleanup()
@@ -330,7 +333,11 @@ def _build_operations(controller: Controller) -> None:
     from edge.ops.nightly import NightlyBackup, sealing_from
     from edge.settings import SettingsError
 
+    from edge.ops.metrics import health_summary
+
     settings = controller.settings
+    if "bridge" in controller.services:  # a health summary rides in the retained status
+        controller.services["bridge"].health = lambda: health_summary(controller)
     backup = settings.backup
     if backup.dir is not None:
         try:

@@ -88,8 +88,43 @@ def backup_keygen(
     typer.echo(f"private key: {private_key} (0600)\npublic key: {public_key}")
 
 
+def diag_metrics(ctx: typer.Context) -> None:
+    """Print the station's Prometheus metrics: from the running controller's /metrics, or,
+    when it is stopped, what can be read from the database and the board (no counters)."""
+    import urllib.error
+    import urllib.request
+
+    settings = _settings(ctx)
+    url = f"http://{settings.http.host}:{settings.http.port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            typer.echo(reply.read().decode(), nl=False)
+            return
+    except (urllib.error.URLError, OSError):
+        pass
+    from edge.app import Controller
+    from edge.clock import SystemClock
+    from edge.ops.metrics import StationCollector
+    from edge.storage import Database
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    if not settings.database_path.is_file():
+        _fail(f"the controller does not answer at {url} and there is no database at {settings.database_path}")
+    typer.echo(f"edge: the controller does not answer at {url}; state read from the database", err=True)
+    db = Database(settings.database_path)
+    try:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(StationCollector(Controller(settings=settings, db=db, clock=SystemClock())))
+        typer.echo(generate_latest(registry).decode(), nl=False)
+    finally:
+        db.dispose()
+
+
 def register(app: typer.Typer) -> None:
     """Add the operations commands to the `edge` command (edge/cli.py calls this)."""
+    from edge.diag import diag_app
+
+    diag_app.command("metrics")(diag_metrics)
     app.command("backup")(backup)
     app.command("restore")(restore)
     app.command("backup-keygen")(backup_keygen)
