@@ -222,10 +222,15 @@ class UpdateSettings(_Section):
 
     public_key: Path | None = None  # Ed25519 public key (PEM) that signs release manifests
     prefix: Path = Path("/opt/edge")  # releases/<version>/, current, previous
-    restart_command: str = "systemctl restart edge.service"
+    restart_command: str = "systemctl restart --no-block edge.service"
     health_deadline_s: float = Field(120, gt=0)
     allowed_hosts: list[str] = []  # update.available fetches bundles only from these hosts
     download_dir: Path | None = None  # default <data_dir>/updates
+    ca_file: Path | None = None  # extra CA for the bundle host's TLS certificate
+    python: str | None = None  # the interpreter release venvs are made from (default: this one's)
+    # A shared dependency layer release venvs see after their own packages (e.g. Debian's
+    # dist-packages with OpenCV and NumPy); empty: each bundle brings every wheel it needs.
+    shared_site_packages: list[Path] = []
 
 
 class JournalSettings(_Section):

@@ -120,11 +120,152 @@ def diag_metrics(ctx: typer.Context) -> None:
         db.dispose()
 
 
+from typer.core import TyperGroup
+
+
+class _UpdateGroup(TyperGroup):
+    """`edge update BUNDLE` is `edge update install BUNDLE`; the other words are commands."""
+
+    def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["install", *args]
+        return super().resolve_command(ctx, args)
+
+
+update_app = typer.Typer(cls=_UpdateGroup, no_args_is_help=True,
+                         help="Install a signed release bundle beside the running one; keep it only once healthy.")
+
+
+def _releases(ctx: typer.Context):  # noqa: ANN202
+    from edge.ops.update import releases_from
+
+    settings = _settings(ctx)
+    return settings, releases_from(settings)
+
+
+@update_app.command("install")
+def update_install(ctx: typer.Context, bundle: Path = typer.Argument(..., help="A release bundle (.tar.gz)."),
+                   no_restart: bool = typer.Option(False, "--no-restart", help="Switch, but do not restart.")) -> None:
+    """Verify BUNDLE (signature, checksums), install it beside the running release, switch
+    `current` to it and restart; it stays only if its health check passes."""
+    from edge.ops.update import UpdateError, load_public_key, verify_bundle
+
+    settings, releases = _releases(ctx.parent or ctx)
+    try:
+        verified = verify_bundle(bundle, load_public_key(settings.update.public_key))
+        version = releases.install(verified, restart=not no_restart)
+    except UpdateError as exc:
+        _fail(str(exc))
+    typer.echo(f"release {version} installed and current; it is kept once `edge update mark-good` passes")
+
+
+@update_app.command("mark-good")
+def update_mark_good(ctx: typer.Context,
+                     wait: bool = typer.Option(False, "--wait", help="First wait for the health check "
+                                               "(update.health_deadline_s); roll back if it fails.")) -> None:
+    """Keep the pending release (run by edge.service's ExecStartPost with --wait)."""
+    from edge.ops.update import UpdateError, wait_until_healthy
+
+    settings, releases = _releases(ctx.parent or ctx)
+    pending = releases.state().get("pending")
+    if pending is None:
+        typer.echo("no release is pending")
+        return
+    try:
+        if wait:
+            base = f"http://{settings.http.host}:{settings.http.port}"
+            healthy, parts = wait_until_healthy(base, settings.update.health_deadline_s)
+            if not healthy:
+                failing = ", ".join(name for name, ok in parts.items() if ok is False)
+                # Only the links: this ExecStartPost fails, systemd stops the unit and its
+                # Restart= starts it again, now on the previous release.
+                back = releases.rollback(f"health check failed: {failing}", restart=False)
+                _fail(f"release {pending} was not healthy within {settings.update.health_deadline_s:g} s "
+                      f"({failing}); `current` is back on {back}, which the service restart runs")
+        releases.mark_good()
+    except UpdateError as exc:
+        _fail(str(exc))
+    typer.echo(f"release {pending} marked good")
+
+
+@update_app.command("rollback")
+def update_rollback(ctx: typer.Context) -> None:
+    """Back to the previous release if the current one is still pending (edge.service's
+    OnFailure= unit runs this). The database is left as it is."""
+    from edge.ops.update import UpdateError
+
+    _settings_, releases = _releases(ctx.parent or ctx)
+    try:
+        back = releases.rollback("the service failed before its health check passed")
+    except UpdateError as exc:
+        _fail(str(exc))
+    typer.echo(f"rolled back to {back}" if back else "nothing to roll back: the current release is good")
+
+
+@update_app.command("guard")
+def update_guard(ctx: typer.Context) -> None:
+    """Before each start (edge.service ExecStartPre, run from the previous release): a pending
+    release gets one start; a second start while still pending rolls it back."""
+    from edge.ops.update import UpdateError
+
+    _settings_, releases = _releases(ctx.parent or ctx)
+    try:
+        back = releases.guard()
+    except UpdateError as exc:
+        _fail(str(exc))
+    if back:
+        typer.echo(f"the pending release did not pass its health check in its one start; back on {back}")
+
+
+@update_app.command("status")
+def update_status(ctx: typer.Context) -> None:
+    """Current, previous and pending releases, and the last steps taken."""
+    _settings_, releases = _releases(ctx.parent or ctx)
+    state = releases.state()
+    typer.echo(f"current: {releases.version_of('current')}  previous: {releases.version_of('previous')}  "
+               f"pending: {state.get('pending')}")
+    for step in state.get("history", [])[-10:]:
+        typer.echo(f"  {step['at']}  {step['what']}  {step['version']}")
+
+
+@update_app.command("keygen")
+def update_keygen(private_key: Path = typer.Argument(..., help="Signing key (PEM): keep it off the stations."),
+                  public_key: Path = typer.Argument(..., help="For update.public_key on every station.")) -> None:
+    """Make an Ed25519 key pair for signing release bundles."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from edge.ops.backup import _write_private
+
+    key = Ed25519PrivateKey.generate()
+    _write_private(private_key, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    public_key.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                         serialization.PublicFormat.SubjectPublicKeyInfo))
+    typer.echo(f"signing key: {private_key} (0600)\npublic key: {public_key}")
+
+
+@update_app.command("build")
+def update_build(wheels: list[Path] = typer.Argument(..., help="Every wheel the release needs (pip wheel -w DIR)."),
+                 version: str = typer.Option(..., "--version"),
+                 key: Path = typer.Option(..., "--key", help="The Ed25519 signing key (PEM)."),
+                 output: Path = typer.Option(..., "-o", "--output")) -> None:
+    """Make a signed release bundle from wheels built offline."""
+    from cryptography.hazmat.primitives import serialization
+
+    from edge.ops.update import make_bundle
+
+    signing_key = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    make_bundle(wheels, version, signing_key, output)  # type: ignore[arg-type]
+    typer.echo(f"bundle {output}: release {version}, {len(wheels)} wheels")
+
+
 def register(app: typer.Typer) -> None:
     """Add the operations commands to the `edge` command (edge/cli.py calls this)."""
     from edge.diag import diag_app
 
     diag_app.command("metrics")(diag_metrics)
+    app.add_typer(update_app, name="update")
     app.command("backup")(backup)
     app.command("restore")(restore)
     app.command("backup-keygen")(backup_keygen)
