@@ -189,17 +189,15 @@ class Releases:
             raise UpdateError(f"release {self.state()['pending']} is still being checked; wait, or run "
                               "`edge update rollback`")
         self.releases_dir.mkdir(parents=True, exist_ok=True)
+        # Built in place (a venv cannot be moved: its scripts name its interpreter's path);
+        # nothing points at it until the `current` link is swapped below.
         target = self.releases_dir / version
-        partial = self.releases_dir / f".{version}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(target, ignore_errors=True)  # a release tried before: replaced whole
         try:
-            self._unpack_and_build(bundle, partial)
+            self._unpack_and_build(bundle, target)
         except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
+            shutil.rmtree(target, ignore_errors=True)
             raise
-        if target.exists():  # a release tried before (rolled back, or unused): replaced whole
-            shutil.rmtree(target)
-        os.replace(partial, target)
         state = self.state()
         state["pending"], state["pending_starts"] = version, 0
         self._note(state, "installed", version)
@@ -328,17 +326,29 @@ def wait_until_healthy(base_url: str, deadline_s: float, *, sleep: Callable[[flo
 
 
 def read_parts(base_url: str) -> dict[str, Any]:
+    """{"http": /healthz answers 200 (what the kiosk browser and the watchdog rely on),
+    then each part /healthz/parts reports: True, False, or None when not configured}."""
+    base = base_url.rstrip("/")
+    parts: dict[str, Any] = {"http": _answers_ok(f"{base}/healthz")}
     try:
-        with urllib.request.urlopen(f"{base_url.rstrip('/')}/healthz/parts", timeout=5) as reply:
-            body = json.load(reply)
-            return {"http": reply.status == 200, **body.get("parts", {})}
+        with urllib.request.urlopen(f"{base}/healthz/parts", timeout=5) as reply:
+            parts.update(json.load(reply).get("parts", {}))
     except urllib.error.HTTPError as exc:
         try:
-            return {"http": False, **json.load(exc).get("parts", {})}
+            parts.update(json.load(exc).get("parts", {}))
         except (ValueError, AttributeError):
-            return {"http": False}
+            parts["http"] = False
     except (urllib.error.URLError, OSError, ValueError):
-        return {"http": False}
+        parts["http"] = False
+    return parts
+
+
+def _answers_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return reply.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
 
 
 def releases_from(settings: Any) -> Releases:
