@@ -263,6 +263,7 @@ def _build_bridge(controller: Controller) -> None:
     except PackageNotFoundError:
         software = "0+unknown"
     router = CommandRouter(db, clock)
+    services["command_router"] = router  # later parts register their commands too
     router.register("ping", ping_handler(software), in_transaction=True)
     router.register("config.set", ConfigCommand(settings), in_transaction=True)
     if "catalogue" in services:
@@ -333,11 +334,14 @@ def _build_operations(controller: Controller) -> None:
     from edge.ops.nightly import NightlyBackup, sealing_from
     from edge.settings import SettingsError
 
+    from edge.ops.fetch import UpdateAvailable
     from edge.ops.metrics import health_summary
 
     settings = controller.settings
     if "bridge" in controller.services:  # a health summary rides in the retained status
         controller.services["bridge"].health = lambda: health_summary(controller)
+    if "command_router" in controller.services:
+        controller.services["command_router"].register("update.available", UpdateAvailable(settings))
     backup = settings.backup
     if backup.dir is not None:
         try:
