@@ -30,6 +30,8 @@ _SYSLOG_PRIORITY = {"critical": 2, "error": 3, "warning": 4, "info": 6, "debug":
 _BAD_KEY_CHARS = re.compile(r"[^A-Z0-9_]")
 # Fields that structlog adds and journald already records (time, level as PRIORITY).
 _NOT_FIELDS = {"timestamp", "level", "event", "_record", "_from_structlog"}
+# Technicians search by door: the locker logs the compartment number, the journal gets both.
+_ALIASES = {"compartment": "DOOR"}
 
 
 def wants_journal(mode: str, environ: dict[str, str] | None = None) -> bool:
@@ -50,6 +52,9 @@ def journal_fields(event_dict: dict[str, Any]) -> dict[str, str]:
         name = field_name(key)
         if name and name not in fields:
             fields[name] = _text(value)
+        alias = _ALIASES.get(key)
+        if alias and alias not in fields:
+            fields[alias] = _text(value)
     return fields
 
 

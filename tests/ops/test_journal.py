@@ -77,6 +77,9 @@ def test_structlog_fields_become_journal_fields(journal_logging) -> None:
     assert record["EVENT"] == "door_left_open" and record["DOOR"] == "12" and record["BOARD"] == "0"
     assert record["PRIORITY"] == "4" and record["SYSLOG_IDENTIFIER"] == "edge"
     assert record["MESSAGE"].startswith("door_left_open ") and "door=12" in record["MESSAGE"]
+    get_logger("edge.locker").warning("door_fault", compartment=21, reason="latch\nstuck")
+    record = receive(journal_logging)
+    assert record["DOOR"] == record["COMPARTMENT"] == "21" and record["REASON"] == "latch\nstuck"
 
 
 def test_stdlib_records_multiline_values_and_huge_records_arrive(journal_logging) -> None:
