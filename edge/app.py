@@ -328,14 +328,14 @@ def serve(controller: Controller) -> None:
 
 
 def _build_operations(controller: Controller) -> None:
-    """Running the station for years: the nightly backup (when backup.dir is set). A
-    missing backup key stops start-up with one line, as any bad setting does."""
+    """Running the station for years (edge/ops): the health summary in the retained status,
+    the update.available command, and the nightly backup (when backup.dir is set). A missing
+    backup key stops start-up with one line, as any bad setting does."""
     from edge.ops.backup import BackupError
-    from edge.ops.nightly import NightlyBackup, sealing_from
-    from edge.settings import SettingsError
-
     from edge.ops.fetch import UpdateAvailable
     from edge.ops.metrics import health_summary
+    from edge.ops.nightly import NightlyBackup, sealing_from
+    from edge.settings import SettingsError
 
     settings = controller.settings
     if "bridge" in controller.services:  # a health summary rides in the retained status
