@@ -159,6 +159,31 @@ def update_install(ctx: typer.Context, bundle: Path = typer.Argument(..., help="
     typer.echo(f"release {version} installed and current; it is kept once `edge update mark-good` passes")
 
 
+@update_app.command("install-ready")
+def update_install_ready(ctx: typer.Context) -> None:
+    """Install the newest bundle the controller fetched for `update.available` (run as root
+    by edge-update.service when edge-update.path sees one); the others are dropped."""
+    from edge.ops.fetch import ready_bundles
+    from edge.ops.update import UpdateError, load_public_key, verify_bundle
+
+    settings, releases = _releases(ctx.parent or ctx)
+    bundles = ready_bundles(settings)
+    if not bundles:
+        typer.echo("no bundle is waiting")
+        return
+    newest, older = bundles[-1], bundles[:-1]
+    for stale in older:
+        stale.unlink(missing_ok=True)
+    try:
+        verified = verify_bundle(newest, load_public_key(settings.update.public_key))  # again: as root
+        version = releases.install(verified)
+    except UpdateError as exc:
+        _fail(str(exc))
+    finally:
+        newest.unlink(missing_ok=True)
+    typer.echo(f"release {version} installed and current; it is kept once `edge update mark-good` passes")
+
+
 @update_app.command("mark-good")
 def update_mark_good(ctx: typer.Context,
                      wait: bool = typer.Option(False, "--wait", help="First wait for the health check "

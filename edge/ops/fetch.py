@@ -14,7 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from edge.logs import get_logger
 from edge.ops.update import UpdateError
@@ -76,13 +76,14 @@ def fetch_bundle(url: str, sha256: str, allowed_hosts: list[str], folder: Path,
 
 
 class UpdateAvailable:
-    """The `update.available` command handler: checks the command, then fetches and installs
-    in a thread of its own (a download takes minutes; the reply says only "accepted"). The
-    result shows as the version in the retained status after the restart, or in the logs."""
+    """The `update.available` command handler: checks the command, then, in a thread of its
+    own (a download takes minutes; the reply says only "accepted"), fetches the bundle,
+    checks its sha256 and signature, and hands it over in <download dir>/ready/. The
+    controller runs sandboxed and cannot write the releases; edge-update.path sees the file
+    and edge-update.service (root) runs `edge update install-ready` (ADR 0151)."""
 
-    def __init__(self, settings: Any, install: Callable[[Path], str] | None = None) -> None:
+    def __init__(self, settings: Any) -> None:
         self._settings = settings
-        self._install = install or self._install_bundle
         self._busy = threading.Lock()
 
     def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -91,28 +92,38 @@ class UpdateAvailable:
             raise Refused("updates_not_configured", "this edge has no update.public_key")
         check_source(data["url"], data["sha256"], update.allowed_hosts)
         if not self._busy.acquire(blocking=False):
-            raise Refused("busy", "another update is being fetched or installed")
-        thread = threading.Thread(target=self._fetch_and_install, args=(data,), name="update-fetch", daemon=True)
+            raise Refused("busy", "another update is being fetched")
+        thread = threading.Thread(target=self._fetch_and_hand_over, args=(data,), name="update-fetch",
+                                  daemon=True)
         thread.start()
         return {"accepted": True, "version": data["version"]}
 
-    def _fetch_and_install(self, data: dict[str, Any]) -> None:
+    def _fetch_and_hand_over(self, data: dict[str, Any]) -> None:
+        from edge.ops.update import load_public_key, verify_bundle
+
         update = self._settings.update
-        folder = update.download_dir or self._settings.data_dir / "updates"
+        folder = download_dir(self._settings)
         try:
             bundle = fetch_bundle(data["url"], data["sha256"], update.allowed_hosts, folder, update.ca_file)
-            version = self._install(bundle)
-            log.info("update_fetched_and_installed", version=version)
+            try:
+                verified = verify_bundle(bundle, load_public_key(update.public_key))
+                ready = folder / "ready"
+                ready.mkdir(mode=0o700, exist_ok=True)
+                os.replace(bundle, ready / f"{verified.version}.bundle")
+            finally:
+                bundle.unlink(missing_ok=True)
+            log.info("update_ready", version=verified.version)
         except UpdateError as exc:
             log.error("update_failed", version=data.get("version"), error=str(exc))
         finally:
             self._busy.release()
 
-    def _install_bundle(self, bundle: Path) -> str:
-        from edge.ops.update import load_public_key, releases_from, verify_bundle
 
-        verified = verify_bundle(bundle, load_public_key(self._settings.update.public_key))
-        try:
-            return releases_from(self._settings).install(verified)
-        finally:
-            bundle.unlink(missing_ok=True)
+def download_dir(settings: Any) -> Path:
+    return settings.update.download_dir or settings.data_dir / "updates"
+
+
+def ready_bundles(settings: Any) -> list[Path]:
+    """Bundles fetched and verified by the controller, oldest first."""
+    ready = download_dir(settings) / "ready"
+    return sorted(ready.glob("*.bundle"), key=lambda p: p.stat().st_mtime) if ready.is_dir() else []

@@ -10,6 +10,8 @@ import ipaddress
 import json
 import os
 import ssl
+import subprocess
+import sys
 import sysconfig
 import threading
 from functools import partial
@@ -76,30 +78,41 @@ def test_the_edge_fetches_checks_and_installs_a_bundle_the_cloud_names(tmp_path,
     bundle = make_bundle([build_wheel(tmp_path, "1.0.5")], "1.0.5", signing, served / "edge-1.0.5.tar.gz")
     sha = hashlib.sha256(bundle.read_bytes()).hexdigest()
     settings = edge_settings(tmp_path / "edge", broker)
-    settings.update = settings.update.model_copy(update={
-        "public_key": public, "prefix": tmp_path / "opt-edge", "restart_command": "true",
-        "allowed_hosts": ["127.0.0.1"], "ca_file": ca,
-        "shared_site_packages": [Path(sysconfig.get_paths()["purelib"])]})
+    update = {"public_key": public, "prefix": tmp_path / "opt-edge", "restart_command": "true",
+              "allowed_hosts": ["127.0.0.1"], "ca_file": ca,
+              "shared_site_packages": [Path(sysconfig.get_paths()["purelib"])]}
+    settings.update = settings.update.model_copy(update=update)
     controller = build_controller(settings)
     controller.start()
     try:
         assert cloud.wait_for(lambda: controller.services["bridge"].connected.is_set(), 30)
         elsewhere = cloud.send_command(EDGE, "update.available", {
-            "version": "1.0.5", "url": f"https://updates.invalid/edge-1.0.5.tar.gz", "sha256": sha})
+            "version": "1.0.5", "url": "https://updates.invalid/edge-1.0.5.tar.gz", "sha256": sha})
         [refused] = cloud.wait_reply(elsewhere)
         assert refused["ok"] is False and refused["error"]["code"] == "host_not_allowed"
 
         accepted = cloud.send_command(EDGE, "update.available", {
             "version": "1.0.5", "url": f"{base_url}/edge-1.0.5.tar.gz", "sha256": sha})
         assert cloud.wait_reply(accepted)[0]["data"] == {"accepted": True, "version": "1.0.5"}
+        # The controller fetched and verified it, and left it for edge-update.path to see.
         downloads = tmp_path / "edge" / "updates"
-        wait_until(lambda: (tmp_path / "opt-edge" / "current").is_symlink() and not list(downloads.glob("*")),
-                   timeout=240, what="installed, and the download not kept")
-        assert os.readlink(tmp_path / "opt-edge" / "current") == "releases/1.0.5"
-        state = json.loads((tmp_path / "opt-edge" / "state.json").read_text())
-        assert state["pending"] == "1.0.5"  # kept only once its health check passes after the restart
+        wait_until(lambda: [p.name for p in downloads.rglob("*") if p.is_file()] == ["1.0.5.bundle"],
+                   timeout=60, what="the bundle handed over")
     finally:
         controller.stop()
+
+    # What edge-update.service runs, as root, with the station's settings.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("EDGE_")}
+    env.update(EDGE_DATA_DIR=str(tmp_path / "edge"), EDGE_UPDATE__PUBLIC_KEY=str(public),
+               EDGE_UPDATE__PREFIX=str(tmp_path / "opt-edge"), EDGE_UPDATE__RESTART_COMMAND="true",
+               EDGE_UPDATE__SHARED_SITE_PACKAGES=json.dumps(update["shared_site_packages"], default=str))
+    installed = subprocess.run([sys.executable, "-m", "edge", "update", "install-ready"], env=env,
+                               capture_output=True, text=True, timeout=600)
+    assert installed.returncode == 0, installed.stderr
+    assert os.readlink(tmp_path / "opt-edge" / "current") == "releases/1.0.5"
+    state = json.loads((tmp_path / "opt-edge" / "state.json").read_text())
+    assert state["pending"] == "1.0.5"  # kept only once its health check passes after the restart
+    assert not list(downloads.rglob("*.bundle"))
 
 
 def test_a_wrong_checksum_or_plain_http_fetches_nothing(tmp_path, https_server):

@@ -43,6 +43,11 @@ def test_edge_service_keeps_a_new_release_only_once_healthy() -> None:
     rollback = directives("edge-update-rollback.service")
     assert rollback["Type"] == ["oneshot"]
     assert rollback["ExecStart"] == ["/opt/edge/previous/venv/bin/edge update rollback"]
+    # update.available: the sandboxed controller leaves a verified bundle; root installs it.
+    watch = directives("edge-update.path")
+    assert watch["PathExistsGlob"] == ["/var/lib/edge/updates/ready/*.bundle"]
+    assert watch["Unit"] == ["edge-update.service"]
+    assert directives("edge-update.service")["ExecStart"] == ["/opt/edge/current/venv/bin/edge update install-ready"]
 
 
 def test_kiosk_browser_waits_for_the_controller_and_always_restarts() -> None:
@@ -63,7 +68,8 @@ def test_kiosk_browser_waits_for_the_controller_and_always_restarts() -> None:
 def test_systemd_accepts_the_units(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze (package systemd) is needed to check the units"
-    units = ("edge.service", "kiosk-browser.service", "edge-update-rollback.service")
+    units = ("edge.service", "kiosk-browser.service", "edge-update-rollback.service", "edge-update.path",
+             "edge-update.service")
     for unit in units:
         shutil.copy(DEPLOY / unit, tmp_path / unit)
     result = subprocess.run([analyze, "verify", "--man=no", *units],
