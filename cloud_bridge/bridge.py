@@ -40,6 +40,7 @@ log = get_logger("cloud_bridge")
 
 STATE_DEBOUNCE_S = 0.5
 MAINTENANCE_EVERY_S = 30.0
+STATUS_EVERY_S = 60.0  # the retained status's health summary is this fresh
 FAILED_PUBLISH_HOLD_S = 5.0
 ACK_BATCH = 200  # PUBACKs marked published in one transaction
 ACK_FLUSH_S = 0.02  # ... or after this long
@@ -103,6 +104,10 @@ class Bridge:
         self._remove_listener: Callable[[], None] | None = None
         self.connected = threading.Event()
         self.connect_failures = 0  # attempts that did not reach a session (diagnostics, tests)
+        self.last_puback_at: float | None = None  # wall-clock time of the last event PUBACK (metrics)
+        # A short health summary for the retained status (set by the composition root).
+        self.health: Callable[[], dict[str, Any]] | None = None
+        self._status_due = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -271,6 +276,7 @@ class Bridge:
                 self._flush_acked_when_due()
                 if time.monotonic() >= next_maintenance:
                     self._maintain()
+                    self._refresh_status()
                     next_maintenance = time.monotonic() + MAINTENANCE_EVERY_S
             except Exception:  # noqa: BLE001 - e.g. the database is busy: try again shortly
                 log.exception("bridge_pump_failed")
@@ -302,6 +308,7 @@ class Bridge:
             seq = self._inflight.pop(mid)
             if ok:
                 self._acked.append(seq)
+                self.last_puback_at = time.time()
                 self._acked_since = self._acked_since or time.monotonic()
             else:
                 log.warning("mqtt_publish_refused", seq=seq)
@@ -378,8 +385,21 @@ class Bridge:
             log.info("outbox_pruned", published_rows=deleted)
 
     def _status(self, online: bool) -> str:
-        return self._envelopes.message("status", self._clock.now(), {
-            "online": online, "version": self._version, "started_at": self._started_at})
+        data: dict[str, Any] = {"online": online, "version": self._version, "started_at": self._started_at}
+        if self.health is not None:
+            try:
+                data["health"] = self.health()
+            except Exception:  # noqa: BLE001 - the status goes out without it
+                log.exception("health_summary_failed")
+        return self._envelopes.message("status", self._clock.now(), data)
+
+    def _refresh_status(self) -> None:
+        """Re-publish the retained status with a fresh health summary, every STATUS_EVERY_S."""
+        client = self._client
+        if client is None or self.health is None or time.monotonic() < self._status_due:
+            return
+        self._status_due = time.monotonic() + STATUS_EVERY_S
+        client.publish(self.topics.status, self._status(True), qos=1, retain=True)
 
     # -- commands thread ---------------------------------------------------------------
     def _command_loop(self) -> None:

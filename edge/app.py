@@ -48,6 +48,7 @@ def build_controller(settings: Settings, *, clock: Clock | None = None) -> Contr
     _build_identity(controller)
     _build_bridge(controller)
     _build_live(controller)
+    _build_operations(controller)
     return controller
 
 
@@ -109,6 +110,9 @@ def build_locker(controller: Controller) -> LockerRuntime | None:
                                      **locker.bus_options())
         except BusError as exc:  # a URL no port can ever take; an absent device is retried
             raise SettingsError(f"bad setting locker.serial_url (EDGE_LOCKER__SERIAL_URL): {exc}") from None
+        from edge.ops.metrics import CountingBus
+
+        bus = CountingBus(bus)  # bus errors and timeouts per board, for /metrics
     except Exception:
         for cleanup in reversed(cleanups):
             cleanup()
@@ -299,6 +303,7 @@ def _build_bridge(controller: Controller) -> None:
     except PackageNotFoundError:
         software = "0+unknown"
     router = CommandRouter(db, clock)
+    services.command_router = router  # later parts register their commands too
     router.register("ping", ping_handler(software), in_transaction=True)
     router.register("config.set", ConfigCommand(settings), in_transaction=True)
     catalogue, bookings, locker = services.catalogue, services.bookings, services.locker
@@ -393,3 +398,29 @@ def _platform_sealer(settings: Settings) -> Any:
     return lambda secret, message_id: seal(key, secret, message_id)
 
 
+def _build_operations(controller: Controller) -> None:
+    """Running the station for years (edge/ops): the health summary in the retained status,
+    the update.available command, and the nightly backup (when backup.dir is set). A missing
+    backup key stops start-up with one line, as any bad setting does."""
+    from edge.ops.backup import BackupError
+    from edge.ops.fetch import UpdateAvailable
+    from edge.ops.metrics import health_summary
+    from edge.ops.nightly import NightlyBackup, sealing_from
+    from edge.settings import SettingsError
+
+    settings = controller.settings
+    services = controller.services
+    if services.bridge is not None:  # a health summary rides in the retained status
+        services.bridge.health = lambda: health_summary(controller)
+    if services.command_router is not None:
+        services.command_router.register("update.available", UpdateAvailable(settings))
+    backup = settings.backup
+    if backup.dir is not None:
+        try:
+            sealing = sealing_from(backup.passphrase_file, backup.recipient_key)
+        except BackupError as exc:
+            raise SettingsError(f"bad setting backup: {exc}") from None
+        nightly = NightlyBackup(settings.data_dir, backup.dir, backup.keep, sealing,
+                                settings.mqtt.device_id, backup.at, settings.site.timezone)
+        services.nightly_backup = nightly
+        controller.components.append(nightly)

@@ -9,7 +9,7 @@ import typer
 
 from edge.cli_options import settings_from
 from edge.diag import diag_app
-from edge.settings import SettingsError
+from edge.settings import Settings, SettingsError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Edge controller for a community service station.")
@@ -46,6 +46,9 @@ def run(
     if port is not None:
         settings.http.port = port
     configure_logging(settings.log_level)
+    from edge.ops.journal import configure_log_destination
+
+    configure_log_destination(settings.journal.mode, settings.journal.socket)  # journald under systemd
     from edge.files import lock_down_data_dir
 
     lock_down_data_dir(settings.data_dir)  # 0700/0600 and umask 077, whoever starts us
@@ -116,3 +119,13 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def _register_operations() -> None:
+    """Backup, restore, update and metrics commands (edge/ops/cli.py)."""
+    from edge.ops.cli import register
+
+    register(app)
+
+
+_register_operations()

@@ -17,7 +17,7 @@ from edge.settings import Settings
 from edge.storage import Database
 
 if TYPE_CHECKING:
-    from cloud_bridge import Bridge
+    from cloud_bridge import Bridge, CommandRouter
     from edge.community import (ActivityService, BookingService, CatalogueService,
                                 FeedbackService, RequestService, ResidentDirectory)
     from edge.drivers.gpio import StationIO
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from edge.live import LiveHub, ScanSource
     from edge.locker.diagnostics import LockerDiagnostics
     from edge.locker.service import LockerService
+    from edge.ops.nightly import NightlyBackup
     from edge.simulation import Simulation
 
 log = get_logger("edge.controller")
@@ -51,6 +52,8 @@ class Services:
     qr_scanner: ScanSource | None = None  # camera or serial scanner; runs while a screen waits
     iris: IrisService | None = None
     bridge: Bridge | None = None
+    command_router: CommandRouter | None = None  # later parts register their cloud commands on it
+    nightly_backup: NightlyBackup | None = None
     live: LiveHub | None = None  # wakes the kiosk's open pages when a service changes
 
 

@@ -298,6 +298,39 @@ class IdentitySettings(_Section):
     iris_key_file: Path | None = None  # AES key for iris templates; default under data_dir/keys
 
 
+class BackupSettings(_Section):
+    """Nightly encrypted backups (edge/ops, ADR 0150); no dir: no nightly backup."""
+
+    dir: Path | None = None  # a second disk or folder
+    keep: int = Field(7, ge=1)
+    at: str = Field("03:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # site time
+    passphrase_file: Path | None = None
+    recipient_key: Path | None = None  # X25519 public key (PEM or base64 raw)
+
+
+class UpdateSettings(_Section):
+    """Release bundles with rollback (edge/ops/update.py, ADR 0151)."""
+
+    public_key: Path | None = None  # Ed25519 public key (PEM) that signs release manifests
+    prefix: Path = Path("/opt/edge")  # releases/<version>/, current, previous
+    restart_command: str = "systemctl restart --no-block edge.service"
+    health_deadline_s: float = Field(120, gt=0)
+    allowed_hosts: list[str] = []  # update.available fetches bundles only from these hosts
+    download_dir: Path | None = None  # default <data_dir>/updates
+    ca_file: Path | None = None  # extra CA for the bundle host's TLS certificate
+    python: str | None = None  # the interpreter release venvs are made from (default: this one's)
+    # A shared dependency layer release venvs see after their own packages (e.g. Debian's
+    # dist-packages with OpenCV and NumPy); empty: each bundle brings every wheel it needs.
+    shared_site_packages: list[Path] = []
+
+
+class JournalSettings(_Section):
+    """Where log records go: journald's native protocol under systemd, else the console."""
+
+    mode: Literal["auto", "on", "off"] = "auto"  # auto: journald when JOURNAL_STREAM is set
+    socket: Path = Path("/run/systemd/journal/socket")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EDGE_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -315,6 +348,9 @@ class Settings(BaseSettings):
     kiosk: KioskSettings = KioskSettings()
     identity: IdentitySettings = IdentitySettings()
     community: CommunitySettings = CommunitySettings()
+    backup: BackupSettings = BackupSettings()
+    update: UpdateSettings = UpdateSettings()
+    journal: JournalSettings = JournalSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -23,6 +23,7 @@ def create_app(controller: "Controller") -> Flask:
     from edge.kiosk_ui.screens import register_screens; register_screens(app)  # kiosk screens
     from edge.kiosk_ui.api import diag, locker, openapi  # JSON API: locker, diagnostics, its document
     locker.register(app, controller); diag.register(app); openapi.register(app)
+    from edge.kiosk_ui.api import metrics; metrics.register(app, controller)  # /metrics, latency
 
     @app.get("/healthz")
     def healthz() -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from edge.clock import Clock, SystemClock
+from edge.ops.metrics import count_audit_after_commit
 from edge.storage.models import AuditEntry
 
 
@@ -42,4 +43,5 @@ def audit(
         detail=detail or {},
     )
     session.add(entry)
+    count_audit_after_commit(session, actor.value, action, result)  # metrics (ADR 0152)
     return entry

@@ -50,8 +50,33 @@ def alembic_config(db: "Database | None" = None) -> Config:
 def upgrade_to_head(db: "Database") -> None:
     config = alembic_config(db)
     with db.writer.connect() as connection:
+        if _schema_is_newer(config, connection):
+            return
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def _schema_is_newer(config: Config, connection: object) -> bool:
+    """True when the database is at a revision this release does not know: a newer release
+    migrated it and was rolled back (ADR 0151). Migrations are expand/contract, so this
+    release runs on that schema as it is; it must not (and cannot) downgrade it."""
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    from edge.logs import get_logger
+
+    script = ScriptDirectory.from_config(config)
+    current = MigrationContext.configure(connection).get_current_heads()  # type: ignore[arg-type]
+    unknown = []
+    for revision in current:
+        try:
+            script.get_revision(revision)
+        except CommandError:
+            unknown.append(revision)
+    if unknown:
+        get_logger("edge.storage").warning("schema_newer_than_release", revisions=unknown)
+    return bool(unknown)
 
 
 def new_revision(message: str, rev_id: str, scratch_db: "Database") -> None:

@@ -29,6 +29,7 @@ from edge.clock import Clock, SystemClock
 from edge.logs import get_logger
 from edge.storage.db import Database, StorageFull
 from edge.storage.models import Base, KeyValue, OutboxEvent
+from edge.ops.metrics import count_event_after_commit
 
 log = get_logger("edge.outbox")
 
@@ -116,6 +117,7 @@ def record_event(
                                                     event_row.priority, body, event_row.size_bytes))
     event_row.seq = cursor.lastrowid
     _notify_after_commit(session)
+    count_event_after_commit(session, type, data)  # metrics, once committed (ADR 0152)
     return event_row
 
 

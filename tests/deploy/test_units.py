@@ -32,7 +32,22 @@ def test_edge_service_is_a_watched_notify_service() -> None:
     assert unit["Restart"] == ["on-failure"]
     assert unit["User"] == ["edge"]
     assert unit["EnvironmentFile"] == ["/etc/edge/edge.env"]
-    assert unit["ExecStart"] == ["/opt/edge/.venv/bin/edge run"]
+    assert unit["ExecStart"] == ["/opt/edge/current/venv/bin/edge run"]
+
+
+def test_edge_service_keeps_a_new_release_only_once_healthy() -> None:
+    unit = directives("edge.service")
+    assert unit["ExecStartPre"] == ["-+/opt/edge/previous/venv/bin/edge update guard"]
+    assert unit["ExecStartPost"] == ["+/opt/edge/current/venv/bin/edge update mark-good --wait"]
+    assert unit["OnFailure"] == ["edge-update-rollback.service"]
+    rollback = directives("edge-update-rollback.service")
+    assert rollback["Type"] == ["oneshot"]
+    assert rollback["ExecStart"] == ["/opt/edge/previous/venv/bin/edge update rollback"]
+    # update.available: the sandboxed controller leaves a verified bundle; root installs it.
+    watch = directives("edge-update.path")
+    assert watch["PathExistsGlob"] == ["/var/lib/edge/updates/ready/*.bundle"]
+    assert watch["Unit"] == ["edge-update.service"]
+    assert directives("edge-update.service")["ExecStart"] == ["/opt/edge/current/venv/bin/edge update install-ready"]
 
 
 def test_kiosk_browser_waits_for_the_controller_and_always_restarts() -> None:
@@ -53,9 +68,11 @@ def test_kiosk_browser_waits_for_the_controller_and_always_restarts() -> None:
 def test_systemd_accepts_the_units(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze (package systemd) is needed to check the units"
-    for unit in ("edge.service", "kiosk-browser.service"):
+    units = ("edge.service", "kiosk-browser.service", "edge-update-rollback.service", "edge-update.path",
+             "edge-update.service")
+    for unit in units:
         shutil.copy(DEPLOY / unit, tmp_path / unit)
-    result = subprocess.run([analyze, "verify", "--man=no", "edge.service", "kiosk-browser.service"],
+    result = subprocess.run([analyze, "verify", "--man=no", *units],
                             cwd=tmp_path, capture_output=True, text=True, timeout=50)
     # The box has /opt/edge and cage; this machine need not. Anything else is a real error.
     problems = [line for line in result.stderr.splitlines()
