@@ -28,18 +28,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support, when run as a script
 
-from sqlalchemy import select  # noqa: E402
-
-from edge.app import build_controller
-from edge.kiosk_ui import create_app
-from edge.identity.sealing import unseal
-from edge.settings import load_settings
-from simulators.cloud import ensure_platform_keys, simulated_platform_key
-from edge.storage import OutboxEvent
-from simulators.lockboard import LockBoardSimulator
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS as ARGS, ensure_chromium
-from tests.support.ports import free_port
-from tests.support.station import serve_until_closed
+from edge.clock import SystemClock  # noqa: E402
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS as ARGS, ensure_chromium  # noqa: E402
+from tests.support.station import Station, running_station  # noqa: E402
 
 TILES = ["取件", "场地预约", "活动", "求助", "通知与政策", "服务目录", "评价", "快递员"]
 LOAD_PATHS = ["/", "/pickup/", "/venues/", "/venues/venue-activity-room", "/activities/",
@@ -57,60 +48,6 @@ PAINTED = """() => new Promise(done => {
   };
   report();
 })"""
-
-
-class Station:
-    """The real controller on a lock-board simulator, served by waitress on a free port."""
-
-    def __init__(self, data_dir: Path) -> None:
-        from waitress.server import create_server
-
-        self.simulator = LockBoardSimulator(boards=[0, 1])
-        locker = {"serial_url": self.simulator.start_pty(), "poll_interval_s": 0.05,
-                  "couriers": {"246810": "bench-courier"}}
-        settings = load_settings(data_dir=data_dir, simulate=True, http={"port": 0}, locker=locker,
-                                 mqtt={"host": "127.0.0.1", "port": free_port(),
-                                       "platform_public_key": ensure_platform_keys(data_dir / "keys")})
-        self.controller = build_controller(settings)
-        self.controller.start()
-        self.app = create_app(self.controller)
-        self.app.add_url_rule("/bench/static/<int:size>", "bench_static", static_page)
-        self.server = create_server(self.app, host="127.0.0.1", port=0,
-                                    threads=settings.http.threads)
-        threading.Thread(target=serve_until_closed, args=(self.server,), daemon=True).start()
-        self.port = self.server.effective_port
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def parcel_code(self) -> str:
-        """Deposit a parcel through the locker service; its pickup code from the outbox."""
-        locker = self.controller.services.locker
-        view = locker.start_deposit("bench-courier", f"SF{time.time_ns()}", "13912345678", "S")
-        spec = locker.compartment_location(view.compartment)
-        self.simulator.set_item(spec.board, spec.lock, True)
-        self.simulator.close_door(spec.board, spec.lock)
-        deadline = time.monotonic() + 5
-        while locker.deposit_status(view.deposit_id).state != "deposited":
-            if time.monotonic() > deadline:
-                raise RuntimeError("the deposit did not complete")
-            time.sleep(0.02)
-        with self.controller.db.read() as s:
-            event = s.scalars(select(OutboxEvent).where(OutboxEvent.type == "parcel.deposited")
-                              .order_by(OutboxEvent.seq.desc())).first()
-            # Open the sealed code as the platform would (the bench holds the simulated key).
-            return unseal(simulated_platform_key(self.controller.settings.keys_dir),
-                          event.data["secret"], event.message_id)["pickup_code"]
-
-    def empty_door(self, number: int) -> None:
-        spec = self.controller.services.locker.compartment_location(number)
-        self.simulator.set_item(spec.board, spec.lock, False)
-        self.simulator.close_door(spec.board, spec.lock)
-
-    def close(self) -> None:
-        self.app.extensions["edge"].services.live.stop()
-        self.server.task_dispatcher.shutdown(timeout=5)
-        self.server.close()
-        self.controller.stop()
-        self.simulator.stop()
 
 
 _STATIC_PAGES: dict[int, bytes] = {}
@@ -172,13 +109,15 @@ def screen_timings(station: Station, rounds: int) -> tuple[dict[str, list[tuple[
                     tap_and_wait(page, page.get_by_role("link", name=tile, exact=True)))
                 size = page.evaluate(SIZE)
                 baselines.setdefault(tile, []).append(baseline_tap(page, size))
-            code = station.parcel_code()
+            code = station.deposit("13912345678", "S")["pickup_code"]
             page.goto("/pickup/")
             page.get_by_role("textbox", name="取件码").fill(code)
             results.setdefault("开柜取件 (door opens)", []).append(
                 tap_and_wait(page, page.get_by_role("button", name="开柜取件")))
             size = page.evaluate(SIZE)
-            station.empty_door(int(page.locator(".door-number").first.inner_text()))
+            board, lock = station.door(int(page.locator(".door-number").first.inner_text()))
+            station.sim.set_item(board, lock, False)
+            station.sim.close_door(board, lock)
             baselines.setdefault("开柜取件 (door opens)", []).append(baseline_tap(page, size))
         keys = keyboard_timings(page, rounds)
         strokes = handwriting_timings(page, rounds)
@@ -262,7 +201,7 @@ def load_test(station: Station, clients: int, seconds: float) -> tuple[list[floa
     stop_at = time.monotonic() + seconds
 
     def client(index: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", station.port, timeout=10)
+        connection = http.client.HTTPConnection(station.url.removeprefix("http://"), timeout=10)
         cookie, mine, n = "", [], index
         while time.monotonic() < stop_at:
             path = LOAD_PATHS[n % len(LOAD_PATHS)]
@@ -299,39 +238,41 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one round, a 3 s load test")
     args = parser.parse_args()
     rounds, seconds = (1, 3.0) if args.quick else (5, 15.0)
-    with tempfile.TemporaryDirectory() as tmp:
-        station = Station(Path(tmp) / "data")
-        try:
-            print(f"tap -> next screen, headless Chromium, {rounds} round(s), ms "
-                  "(median / max; first paint, then DOMContentLoaded):")
-            worst, worst_ratio = 0.0, 0.0
-            timings, baselines, keys, strokes = screen_timings(station, rounds)
-            for screen, samples in timings.items():
-                paint = [s[0] for s in samples]
-                ready = [s[1] for s in samples]
-                static = statistics.median(baselines[screen])
-                ratio = statistics.median(paint) / static
-                worst, worst_ratio = max(worst, max(ready)), max(worst_ratio, ratio)
-                print(f"  {screen:<22} paint {statistics.median(paint):6.1f} / {max(paint):6.1f}"
-                      f"   ready {statistics.median(ready):6.1f} / {max(ready):6.1f}"
-                      f"   static page same size {static:6.1f} -> {ratio:4.2f}x")
-            print(f"  slowest to interactive (DOMContentLoaded, scripts run): {worst:.1f} ms "
-                  f"(goal 100 ms) -> {'OK' if worst <= 100 else 'OVER'}")
-            print(f"  painted vs a static page of the same size, worst median ratio: "
-                  f"{worst_ratio:.2f}x (goal 1.5x) -> {'OK' if worst_ratio <= 1.5 else 'OVER'}")
-            key_median = statistics.median(keys)
-            print(f"on-screen keyboard, key tap -> pinyin candidates shown, {len(keys)} taps: "
-                  f"median {key_median:.1f} ms, p95 {percentile(keys, 0.95):.1f} ms, max {max(keys):.1f} ms "
-                  f"(goal median < 50 ms) -> {'OK' if key_median < 50 else 'OVER'}")
-            print(f"handwriting, stroke lifted -> candidates shown, {len(strokes)} strokes: "
-                  f"median {statistics.median(strokes):.1f} ms, p95 {percentile(strokes, 0.95):.1f} ms")
-            latencies, errors = load_test(station, clients=20, seconds=seconds)
-            print(f"server, 20 concurrent clients for {seconds:.0f} s, {len(LOAD_PATHS)} screens: "
-                  f"{len(latencies)} requests ({len(latencies) / seconds:.0f}/s), {errors} errors; "
-                  f"p50 {percentile(latencies, 0.5):.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms, "
-                  f"p99 {percentile(latencies, 0.99):.1f} ms")
-        finally:
-            station.close()
+    # The stations the browser tests use (tests/support/station.py), on real time, events
+    # queued for a broker nobody runs; plus the baseline page, served by the same server.
+    with tempfile.TemporaryDirectory() as tmp, running_station(
+            Path(tmp) / "data", clock=SystemClock(), simulate=True, offline_broker=True,
+            locker={"poll_interval_s": 0.05, "reply_timeout_s": 0.25}) as station:
+        station.app.add_url_rule("/bench/static/<int:size>", "bench_static", static_page)
+        station.serve()
+        print(f"tap -> next screen, headless Chromium, {rounds} round(s), ms "
+              "(median / max; first paint, then DOMContentLoaded):")
+        worst, worst_ratio = 0.0, 0.0
+        timings, baselines, keys, strokes = screen_timings(station, rounds)
+        for screen, samples in timings.items():
+            paint = [s[0] for s in samples]
+            ready = [s[1] for s in samples]
+            static = statistics.median(baselines[screen])
+            ratio = statistics.median(paint) / static
+            worst, worst_ratio = max(worst, max(ready)), max(worst_ratio, ratio)
+            print(f"  {screen:<22} paint {statistics.median(paint):6.1f} / {max(paint):6.1f}"
+                  f"   ready {statistics.median(ready):6.1f} / {max(ready):6.1f}"
+                  f"   static page same size {static:6.1f} -> {ratio:4.2f}x")
+        print(f"  slowest to interactive (DOMContentLoaded, scripts run): {worst:.1f} ms "
+              f"(goal 100 ms) -> {'OK' if worst <= 100 else 'OVER'}")
+        print(f"  painted vs a static page of the same size, worst median ratio: "
+              f"{worst_ratio:.2f}x (goal 1.5x) -> {'OK' if worst_ratio <= 1.5 else 'OVER'}")
+        key_median = statistics.median(keys)
+        print(f"on-screen keyboard, key tap -> pinyin candidates shown, {len(keys)} taps: "
+              f"median {key_median:.1f} ms, p95 {percentile(keys, 0.95):.1f} ms, max {max(keys):.1f} ms "
+              f"(goal median < 50 ms) -> {'OK' if key_median < 50 else 'OVER'}")
+        print(f"handwriting, stroke lifted -> candidates shown, {len(strokes)} strokes: "
+              f"median {statistics.median(strokes):.1f} ms, p95 {percentile(strokes, 0.95):.1f} ms")
+        latencies, errors = load_test(station, clients=20, seconds=seconds)
+        print(f"server, 20 concurrent clients for {seconds:.0f} s, {len(LOAD_PATHS)} screens: "
+              f"{len(latencies)} requests ({len(latencies) / seconds:.0f}/s), {errors} errors; "
+              f"p50 {percentile(latencies, 0.5):.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms, "
+              f"p99 {percentile(latencies, 0.99):.1f} ms")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from edge.locker.service import LockerService
 from edge.settings import Settings, load_settings
 from edge.storage import AuditEntry, Database, OutboxEvent
 from simulators.lockboard import LockBoardSimulator
-from tests.support.platform import revealed
+from tests.support.platform import PLATFORM_PUBLIC_KEY, revealed
 from tests.support.ports import free_port
 from tests.support.wait import wait_until
 
@@ -66,8 +66,11 @@ def station_settings(data_dir: Path, serial_url: str, *, simulate: bool = False,
     """Settings for a station on the simulator at `serial_url`. `offline_broker`: a broker
     address where nobody listens, so events queue and no simulated cloud acts behind the
     test's back."""
+    mqtt = overrides.setdefault("mqtt", {})
+    mqtt.setdefault("platform_public_key", PLATFORM_PUBLIC_KEY)  # tests open sealed codes with its pair
     if offline_broker:
-        overrides.setdefault("mqtt", {"host": "127.0.0.1", "port": free_port()})
+        mqtt.setdefault("host", "127.0.0.1")
+        mqtt.setdefault("port", free_port())
     return load_settings(data_dir=data_dir, simulate=simulate, http={"port": 0}, locker={
         "serial_url": serial_url, **FAST_LOCKER, "couriers": {COURIER_CODE: COURIER_ID}, **(locker or {})},
         **overrides)
