@@ -29,6 +29,7 @@ from edge.kiosk_ui.screens import (
     venues,
 )
 from edge.kiosk_ui.screens.common import N_, controller, current_lang, pick, resident
+from edge.kiosk_ui.screens import pending
 from edge.kiosk_ui.screens.formatting import install_filters
 from edge.kiosk_ui.screens.visits import KioskSessionStore
 
@@ -59,6 +60,7 @@ def register_screens(app: Flask) -> None:
     for module in BLUEPRINTS:
         app.register_blueprint(module.bp)
     app.before_request(_check_csrf)
+    app.before_request(pending.forget_when_walking_away)
     app.context_processor(_page_context)
     install_filters(app)
     app.after_request(_no_stale_pages)

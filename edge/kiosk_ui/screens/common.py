@@ -61,6 +61,16 @@ def resident() -> dict[str, str] | None:
 def resident_required(view: F) -> F:
     """Ask who is at the screen first; afterwards come back to this page (or, for a form, to
     the page the form was on: the person presses its button again, now identified)."""
+    return _ask_who_first(view, carry_choice=False)
+
+
+def resident_required_keeping_choice(view: F) -> F:
+    """As resident_required, but a form's choice (a slot, a sign-up) is kept and completed
+    as soon as the person is identified (screens/pending.py, ADR 0125)."""
+    return _ask_who_first(view, carry_choice=True)
+
+
+def _ask_who_first(view: F, *, carry_choice: bool) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if resident() is None:
@@ -68,6 +78,10 @@ def resident_required(view: F) -> F:
             if request.method != "GET":
                 referrer = urlsplit(request.referrer or "")
                 back = referrer.path + (f"?{referrer.query}" if referrer.query else "") or "/"
+                if carry_choice:
+                    from edge.kiosk_ui.screens.pending import remember_choice
+
+                    remember_choice()
             return redirect(url_for("identify.choose", next=back))
         return view(*args, **kwargs)
 

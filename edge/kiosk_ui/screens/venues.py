@@ -15,6 +15,7 @@ from edge.kiosk_ui.screens.common import (
     resident,
     resident_object,
     resident_required,
+    resident_required_keeping_choice,
     service,
     site_zone,
 )
@@ -59,7 +60,7 @@ def day_view(venue_id: str) -> Any:
 
 
 @bp.post("/<venue_id>/book")
-@resident_required
+@resident_required_keeping_choice
 def book(venue_id: str) -> Any:
     try:
         start = datetime.fromisoformat(request.form.get("start", ""))
