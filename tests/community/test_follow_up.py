@@ -79,3 +79,15 @@ def test_cancelling_a_sign_up_gives_the_place_back(activities: ActivityService, 
     with pytest.raises(ActivityError) as started:
         activities.cancel_sign_up(ALICE, "talk")
     assert started.value.code == "started"
+
+
+def test_a_request_without_a_phone_conforms_to_the_contract(requests_service, db: Database) -> None:
+    """The contract's public-data rule wants a phone field to be a masked phone, never null."""
+    from cloud_bridge import contract
+
+    requests_service.submit(ALICE, "repair", "门锁坏了", None, None)
+    [event] = events(db, "request.submitted")
+    assert "phone_masked" not in event.data
+    contract.validate("evt.request.submitted", {
+        "message_id": "5b1c2d3e-0000-4000-8000-000000000001", "seq": 1, "ts": "2026-11-21T08:30:00.123Z",
+        "site_id": "s", "device_id": "d", "type": "request.submitted", "data": event.data})

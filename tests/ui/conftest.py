@@ -71,9 +71,9 @@ def kiosk(tmp_path: Path, kiosk_settings: dict[str, Any]) -> Iterator[Kiosk]:
               "couriers": {COURIER_CODE: COURIER_ID}, **overrides.pop("locker", {})}
     # A broker address where nobody listens: events queue, and no simulated cloud decides
     # bookings behind the test's back (the test decides, as the bridge's handler would).
+    mqtt = {"host": "127.0.0.1", "port": free_port(), **overrides.pop("mqtt", {})}
     settings = load_settings(data_dir=tmp_path / "data", simulate=True, http={"port": 0},
-                             locker=locker, mqtt={"host": "127.0.0.1", "port": free_port()},
-                             **overrides)
+                             locker=locker, mqtt=mqtt, **overrides)
     controller = build_controller(settings)
     controller.start()
     app = create_app(controller)

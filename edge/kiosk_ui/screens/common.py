@@ -88,6 +88,14 @@ def _ask_who_first(view: F, *, carry_choice: bool) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def can_see_private(who: dict[str, Any] | None) -> bool:
+    """May the person at the screen see their requests' words and staff's replies, and cancel?
+    Only with high assurance: a platform-signed personal QR code. A typed phone number is low
+    assurance (anyone may know it): it shows statuses only. The one place to switch when
+    identity assurance levels arrive."""
+    return who is not None and who.get("identified_by") == "qr"
+
+
 def resident_object() -> Any:
     """The community module's Resident for the person identified in this session."""
     from edge.community import Resident
@@ -132,6 +140,8 @@ def _messages() -> dict[str, str]:
         "full": _("Sorry, no places are left."),
         "already_signed_up": _("You have already signed up for this activity."),
         "started": _("This activity has already started."),
+        "not_signed_up": _("You are not signed up for this activity."),
+        "signed_in": _("You have already signed in, so the sign-up cannot be cancelled."),
         "signin_not_open": _("Sign-in is not open yet. It opens shortly before the start."),
         "signin_closed": _("Sign-in for this activity has closed."),
         "slot_taken": _("Sorry, this time was just taken. Please pick another."),

@@ -16,6 +16,7 @@ from edge.kiosk_ui.screens.common import (
     resident_object,
     resident_required,
     resident_required_keeping_choice,
+    safe_next,
     service,
     site_zone,
 )
@@ -93,7 +94,7 @@ def cancel(booking_id: str) -> Any:
         flash(error_message(exc), "error")
     else:
         flash(_("Your booking is cancelled."), "success")
-    return redirect(url_for("venues.mine"))
+    return redirect(safe_next(url_for("venues.mine")))  # 我的服务 cancels here too
 
 
 def _day_arg(today: date) -> date:

@@ -1,0 +1,110 @@
+"""我的服务 in Chromium, in Chinese, by taps: a help request sent from the kiosk is taken by
+the simulated cloud's staff (yellow, 处理中) and finished with a reply (green, 已办好), pushed to
+the open page; a sign-up is cancelled there. The bridge talks to a real Mosquitto."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from simulators.cloud import CloudSimulator, SimulatedStaff
+from simulators.demo import demo_token_issuer
+from tests.ui.conftest import Kiosk, assert_accessible, shoot
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+REPLY = "师傅明天上午九点上门维修水龙头。"
+
+
+@pytest.fixture
+def staff() -> SimulatedStaff:
+    held = SimulatedStaff(name="王社工", reply=REPLY)
+    held.released.clear()  # the test lets staff finish once it has seen "in progress"
+    return held
+
+
+@pytest.fixture
+def kiosk_settings(broker: Any) -> dict[str, Any]:
+    return {"mqtt": {"host": broker.host, "port": broker.port}}
+
+
+@pytest.fixture
+def cloud(broker: Any, staff: SimulatedStaff) -> Any:
+    simulated = CloudSimulator(broker.host, broker.port, decide=None, staff=staff).start()
+    assert simulated.connected.wait(15)
+    yield simulated
+    staff.released.set()
+    simulated.stop()
+
+
+def identify_with_personal_code(page: Any, kiosk: Kiosk) -> None:
+    issuer = demo_token_issuer(kiosk.controller.settings.keys_dir)
+    token = issuer.issue("res-1001", "张*华", kiosk.controller.clock.now() + timedelta(minutes=5))
+    expect(page.get_by_role("heading", name="请确认身份")).to_be_visible()
+    assert page.request.post("/live/scanner", data={"code": token}).ok
+    expect(page.get_by_role("status").first).to_contain_text("欢迎您，张*华")
+
+
+def assert_targets_at_least_60px(page: Any) -> None:
+    sizes = page.evaluate("""[...document.querySelectorAll('main a, main button')]
+        .filter(e => e.offsetParent !== null)
+        .map(e => { const r = e.getBoundingClientRect(); return [e.textContent.trim(), r.width, r.height]; })""")
+    small = [s for s in sizes if s[1] < 60 or s[2] < 60]
+    assert sizes and not small, small
+
+
+def test_a_request_turns_from_yellow_to_green_when_staff_finish_it(page, kiosk: Kiosk, cloud,
+                                                                     staff: SimulatedStaff) -> None:
+    page.goto("/")
+    page.get_by_role("link", name="我的服务", exact=True).click()
+    identify_with_personal_code(page, kiosk)
+    expect(page.get_by_role("heading", name="我的服务", exact=True)).to_be_visible()
+    expect(page.get_by_text("您还没有提交过求助或意见。")).to_be_visible()
+
+    page.get_by_role("link", name="求助", exact=True).first.click()
+    page.get_by_role("radio", name="维修").click()
+    page.get_by_role("textbox", name="请简单描述").fill("厨房水龙头漏水")
+    page.get_by_role("button", name="提交求助").click()
+    expect(page.get_by_role("heading", name="已提交")).to_be_visible()
+
+    page.get_by_role("link", name="首页", exact=True).click()
+    page.get_by_role("link", name="我的服务", exact=True).click()
+    taken = page.locator(".light-yellow", has_text="处理中")
+    expect(taken).to_be_visible(timeout=30_000)  # staff took it: in_progress from the cloud
+    expect(page.get_by_text("厨房水龙头漏水")).to_be_visible()
+    expect(page.get_by_text("暂无回复")).to_be_visible()
+    page.evaluate("window.notReloaded = true")
+    assert_accessible(page)
+    assert_targets_at_least_60px(page)
+    shoot(page, "my-services-in-progress-zh")
+
+    staff.released.set()  # staff finish the job and reply
+    done = page.locator(".light-green", has_text="已办好")
+    expect(done).to_be_visible(timeout=30_000)
+    expect(taken).to_be_hidden()
+    expect(page.get_by_text(REPLY)).to_be_visible()
+    expect(page.get_by_text("王社工")).to_be_visible()
+    assert page.evaluate("window.notReloaded === true")  # pushed live, no reload
+    [item] = kiosk.service("requests").follow_ups_of("res-1001")
+    assert (item.status, item.reply) == ("done", REPLY)
+    assert not cloud.violations
+    assert_accessible(page)
+    shoot(page, "my-services-done-zh")
+
+
+def test_a_sign_up_is_cancelled_from_my_services(page, kiosk: Kiosk) -> None:
+    page.goto("/activities/")
+    page.get_by_role("button", name=re.compile("^报名：广场舞排练")).click()
+    identify_with_personal_code(page, kiosk)
+    expect(page.get_by_text("报名成功")).to_be_visible()  # the choice survived identifying
+    page.get_by_role("link", name="首页", exact=True).click()
+    page.get_by_role("link", name="我的服务", exact=True).click()
+    cancel = page.get_by_role("button", name=re.compile("^取消报名：广场舞排练"))
+    assert_targets_at_least_60px(page)
+    cancel.click()
+    expect(page.get_by_role("status").first).to_contain_text("报名已取消")
+    expect(page.get_by_text("您还没有报名活动。")).to_be_visible()
+    assert kiosk.service("activities").signups_of("res-1001") == []
+    assert len(kiosk.outbox("activity.sign_up_cancelled")) == 1
