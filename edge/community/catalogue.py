@@ -37,6 +37,7 @@ from edge.storage import Actor, Database, audit
 
 CATEGORIES = ("public", "venue", "personal", "policy")
 Category = Literal["public", "venue", "personal", "policy"]
+RequestCategory = Literal["home_care", "repair", "errand", "other"]  # requests.CATEGORIES but emergency
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _ID = r"^[A-Za-z0-9._:-]{1,64}$"
 
@@ -81,6 +82,9 @@ class Service(_Item):
     place: Text | None = None
     contact: str = ""
     how_to_apply: Text | None = None
+    # Set when residents can apply for it from the kiosk: the help request's category it
+    # starts with (one tap from the catalogue to a filled-in request).
+    request_category: RequestCategory | None = None
 
 
 class OpeningHours(_Item):

@@ -108,3 +108,24 @@ def test_a_sign_up_is_cancelled_from_my_services(page, kiosk: Kiosk) -> None:
     expect(page.get_by_text("您还没有报名活动。")).to_be_visible()
     assert kiosk.service("activities").signups_of("res-1001") == []
     assert len(kiosk.outbox("activity.sign_up_cancelled")) == 1
+
+
+def test_one_tap_from_a_catalogue_service_to_a_sent_request(page, kiosk: Kiosk) -> None:
+    page.goto("/")
+    page.get_by_role("link", name="服务目录", exact=True).click()
+    page.get_by_role("link", name="个性化服务").click()
+    expect(page.get_by_text("在首页“求助”中选择“居家照护”")).to_be_visible()  # names as on screen
+    assert_accessible(page)
+    assert_targets_at_least_60px(page)
+    shoot(page, "services-apply-zh")
+    page.get_by_role("link", name="申请：居家养老服务").click()
+
+    expect(page.get_by_role("radio", name="居家照护")).to_be_checked()
+    expect(page.get_by_role("textbox", name="请简单描述")).to_have_value("我要申请：居家养老服务")
+    page.locator(".keypad").wait_for()
+    for digit in "13912345678":
+        page.locator(".keypad").get_by_role("button", name=digit, exact=True).click()
+    page.get_by_role("button", name="提交求助").click()
+    expect(page.get_by_role("heading", name="已提交")).to_be_visible()
+    [sent] = kiosk.outbox("request.submitted")
+    assert (sent.data["category"], sent.data["description"]) == ("home_care", "我要申请：居家养老服务")
