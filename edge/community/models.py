@@ -130,7 +130,10 @@ class FeedbackRow(Base):
     __tablename__ = "feedback"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    service_id: Mapped[str] = mapped_column(String(64))
+    service_id: Mapped[str | None] = mapped_column(String(64))  # a catalogue service, or
+    # something the resident did here and finished: booking, activity or request (by its id)
+    subject_kind: Mapped[str | None] = mapped_column(String(16))
+    subject_id: Mapped[str | None] = mapped_column(String(64))
     rating: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str | None] = mapped_column(Text)
     resident_id: Mapped[str | None] = mapped_column(String(64), index=True)

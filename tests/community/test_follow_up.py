@@ -91,3 +91,38 @@ def test_a_request_without_a_phone_conforms_to_the_contract(requests_service, db
     contract.validate("evt.request.submitted", {
         "message_id": "5b1c2d3e-0000-4000-8000-000000000001", "seq": 1, "ts": "2026-11-21T08:30:00.123Z",
         "site_id": "s", "device_id": "d", "type": "request.submitted", "data": event.data})
+
+
+def test_finished_bookings_activities_and_requests_are_rated_once(
+        feedback: FeedbackService, bookings, activities: ActivityService,
+        requests_service: RequestService, db: Database, clock: FakeClock) -> None:
+    from datetime import timedelta
+
+    from edge.community import FeedbackError
+
+    booking = next(bookings.request(ALICE, "hall", s.start) for s in
+                   bookings.day_slots("hall", (clock.now() + timedelta(days=1)).date()) if s.state == "free")
+    activities.sign_up(ALICE, "talk")
+    asked = requests_service.submit(ALICE, "repair", "门锁坏了", None, None)
+    for kind, subject in (("booking", booking.booking_id), ("activity", "talk"), ("request", asked.request_id)):
+        with pytest.raises(FeedbackError) as early:  # not finished yet
+            feedback.rate_finished(ALICE, kind, subject, 5)
+        assert early.value.code == "not_finished"
+
+    bookings.decide(booking.booking_id, approved=True)
+    requests_service.update(asked.request_id, "done", "已修好。", "王社工")
+    clock.advance(days=3)
+    for kind, subject in (("booking", booking.booking_id), ("activity", "talk"), ("request", asked.request_id)):
+        with pytest.raises(FeedbackError) as not_hers:
+            feedback.rate_finished(BOB, kind, subject, 4)
+        assert not_hers.value.code == "not_finished"
+        feedback.rate_finished(ALICE, kind, subject, 4, " 很好 ")
+        with pytest.raises(FeedbackError) as twice:
+            feedback.rate_finished(ALICE, kind, subject, 4)
+        assert twice.value.code == "already_rated"
+    assert feedback.rated_by("res-1") == {("booking", booking.booking_id), ("activity", "talk"),
+                                          ("request", asked.request_id)}
+    rated = events(db, "feedback.submitted")
+    assert [(e.data["subject_kind"], e.data["rating"], e.data["comment"]) for e in rated] == [
+        ("booking", 4, "很好"), ("activity", 4, "很好"), ("request", 4, "很好")]
+    assert all(e.data["service_id"] is None for e in rated)

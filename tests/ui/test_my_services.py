@@ -93,6 +93,20 @@ def test_a_request_turns_from_yellow_to_green_when_staff_finish_it(page, kiosk: 
     assert_accessible(page)
     shoot(page, "my-services-done-zh")
 
+    # Finished: the resident rates it with one big star button.
+    page.reload()
+    rate = page.locator(".rate-card", has_text="维修")
+    expect(rate).to_be_visible()
+    assert_targets_at_least_60px(page)
+    assert_accessible(page)
+    shoot(page, "my-services-rate-zh")
+    rate.get_by_role("button", name="5 非常满意").click()
+    expect(page.get_by_role("status").first).to_contain_text("感谢您的评价")
+    expect(page.locator(".rate-card")).to_have_count(0)
+    rated = kiosk.outbox("feedback.submitted")[-1]
+    assert (rated.data["subject_kind"], rated.data["subject_id"], rated.data["rating"]) == (
+        "request", item.item_id, 5)
+
 
 def test_a_sign_up_is_cancelled_from_my_services(page, kiosk: Kiosk) -> None:
     page.goto("/activities/")

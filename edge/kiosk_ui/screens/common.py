@@ -152,6 +152,8 @@ def _messages() -> dict[str, str]:
         "not_active": _("This booking is no longer active."),
         "description_required": _("Please tell us briefly what you need."),
         "bad_rating": _("Please choose a rating from 1 to 5."),
+        "already_rated": _("You have already rated this. Thank you!"),
+        "not_finished": _("This can be rated once it is finished."),
         "comment_too_long": _("The comment is too long. Please shorten it."),
         "unknown_service": _("Please choose a service."),
         # the locker's codes

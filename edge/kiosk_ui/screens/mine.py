@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
 from edge.kiosk_ui.screens.common import (
@@ -16,11 +16,13 @@ from edge.kiosk_ui.screens.common import (
     controller,
     domain_errors,
     error_message,
+    pick,
     resident,
     resident_object,
     resident_required,
     service,
 )
+from edge.kiosk_ui.screens.feedback import RATINGS
 from edge.kiosk_ui.screens.help import CATEGORIES as HELP_CATEGORIES
 from edge.kiosk_ui.screens.venues import BOOKING_STATES
 
@@ -50,13 +52,51 @@ def overview() -> Any:
     resident_id, now = who["resident_id"], controller().clock.now()
     catalogue = service("catalogue")
     activities = {a.id: a for a in catalogue.activities()}
+    follow_ups = service("requests").follow_ups_of(resident_id)
+    bookings = service("bookings").bookings_of(resident_id)
+    signups = [(s, activities[s.activity_id]) for s in service("activities").signups_of(resident_id)]
+    venue_names = {venue.id: venue.name for venue in catalogue.venues()}
+    private = can_see_private(who)
     return render_template(
-        "mine.html", private=can_see_private(who), now=now,
-        follow_ups=service("requests").follow_ups_of(resident_id),
-        bookings=[b for b in service("bookings").bookings_of(resident_id) if b.end > now],
-        venue_names={venue.id: venue.name for venue in catalogue.venues()},
-        signups=[(s, activities[s.activity_id]) for s in service("activities").signups_of(resident_id)
-                 if activities[s.activity_id].ends_at > now])
+        "mine.html", private=private, now=now, follow_ups=follow_ups, venue_names=venue_names,
+        bookings=[b for b in bookings if b.end > now],
+        signups=[(s, a) for s, a in signups if a.ends_at > now], ratings=RATINGS,
+        to_rate=_to_rate(resident_id, now, follow_ups, bookings, signups, venue_names) if private else [])
+
+
+def _to_rate(resident_id: str, now: Any, follow_ups: list[Any], bookings: list[Any],
+             signups: list[Any], venue_names: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the resident finished here and has not rated yet, newest first."""
+    rated = service("feedback").rated_by(resident_id)
+    finished = [{"kind": "booking", "id": b.booking_id, "title": pick(venue_names.get(b.venue_id)),
+                 "at": b.start} for b in bookings if b.state == "approved" and b.end <= now]
+    finished += [{"kind": "activity", "id": a.id, "title": pick(a.title), "at": a.starts_at}
+                 for _signup, a in signups if a.ends_at <= now]
+    finished += [{"kind": "request", "id": f.item_id, "title": _(KINDS.get(f.category, KINDS["other"])[1]),
+                  "at": f.submitted_at} for f in follow_ups
+                 if f.kind == "request" and f.status in ("done", "closed")]
+    return sorted((item for item in finished if (item["kind"], item["id"]) not in rated),
+                  key=lambda item: item["at"], reverse=True)
+
+
+@bp.post("/rate")
+@resident_required
+def rate() -> Any:
+    """A star rating of a finished booking, activity or request (high assurance, like cancel)."""
+    if not can_see_private(resident()):
+        flash(_("To rate, please scan your personal code from the app."), "error")
+        return redirect(url_for("mine.overview"))
+    try:
+        rating = int(request.form.get("rating", ""))
+        service("feedback").rate_finished(resident_object(), request.form.get("kind", ""),
+                                          request.form.get("subject_id", ""), rating)
+    except ValueError:
+        flash(_("Please choose a rating from 1 to 5."), "error")
+    except domain_errors() as exc:
+        flash(error_message(exc), "error")
+    else:
+        flash(_("Thank you for your rating."), "success")
+    return redirect(url_for("mine.overview"))
 
 
 @bp.post("/activities/<activity_id>/cancel")
