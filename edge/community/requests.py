@@ -25,7 +25,8 @@ from edge.storage import Database, Priority, record_event
 
 log = get_logger(__name__)
 
-CATEGORIES = ("home_care", "repair", "errand", "other", "emergency")
+# letter: to the community secretary (书记信箱); found_item: "I found something" (失物招领).
+CATEGORIES = ("home_care", "repair", "errand", "other", "emergency", "letter", "found_item")
 MAX_DESCRIPTION_CHARS = 1000
 MAX_ADDRESS_CHARS = 200
 # The platform's follow-up of a request (or a piece of feedback): request.update's statuses.

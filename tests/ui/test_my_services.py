@@ -143,3 +143,46 @@ def test_one_tap_from_a_catalogue_service_to_a_sent_request(page, kiosk: Kiosk) 
     expect(page.get_by_role("heading", name="已提交")).to_be_visible()
     [sent] = kiosk.outbox("request.submitted")
     assert (sent.data["category"], sent.data["description"]) == ("home_care", "我要申请：居家养老服务")
+
+
+@pytest.fixture
+def quick_staff(staff: SimulatedStaff) -> SimulatedStaff:
+    staff.released.set()
+    return staff
+
+
+def test_community_information_and_a_letter_answered_by_the_secretary(page, kiosk: Kiosk, cloud,
+                                                                      quick_staff) -> None:
+    page.goto("/")
+    page.get_by_role("link", name="通知与政策", exact=True).click()
+    page.get_by_role("link", name="社区简介", exact=True).click()
+    expect(page.get_by_text("海滨路18号").first).to_be_visible()  # the synced address
+    expect(page.get_by_text("0755-84401234").first).to_be_visible()
+    expect(page.get_by_role("img", name="地图：服务站位置")).to_be_visible()  # synced, not fetched
+    assert page.evaluate("document.querySelector('.station-map').naturalWidth") > 0
+    assert_accessible(page)
+    shoot(page, "community-about-zh")
+    page.get_by_role("link", name="党务公开", exact=True).click()
+    expect(page.get_by_role("link", name=re.compile("2026年度工作计划"))).to_be_visible()
+    expect(page.get_by_role("link", name=re.compile("防台风"))).to_be_hidden()  # filtered by kind
+    page.get_by_role("link", name="失物招领", exact=True).click()
+    expect(page.get_by_role("link", name=re.compile("黑色长柄雨伞"))).to_be_visible()
+    assert_accessible(page)
+    assert_targets_at_least_60px(page)
+    shoot(page, "community-found-zh")
+
+    page.get_by_role("link", name="居务公开", exact=True).click()
+    page.get_by_role("link", name="写信给社区书记").click()
+    identify_with_personal_code(page, kiosk)
+    expect(page.get_by_role("heading", name="书记信箱")).to_be_visible()
+    page.get_by_role("textbox", name=re.compile("信的内容")).fill("建议在海滨路增设长椅")
+    assert_accessible(page)
+    shoot(page, "letter-zh")
+    page.get_by_role("button", name="发送").click()
+    expect(page.get_by_role("heading", name="我的服务", exact=True)).to_be_visible()
+    letter = page.locator(".followup", has_text="书记信箱")
+    expect(letter.get_by_text(quick_staff.reply)).to_be_visible(timeout=30_000)  # live
+    expect(letter.locator(".light-green", has_text="已办好")).to_be_visible()
+    [sent] = kiosk.outbox("request.submitted")
+    assert (sent.data["category"], sent.data["description"]) == ("letter", "建议在海滨路增设长椅")
+    assert not cloud.violations

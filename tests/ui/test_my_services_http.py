@@ -34,3 +34,17 @@ def test_a_phone_identity_sees_statuses_only_and_cannot_cancel(client, controlle
 def test_my_services_asks_who_is_there_first(client) -> None:  # noqa: F811
     response = client.get("/mine/")
     assert response.status_code == 302 and response.headers["Location"].startswith("/identify/")
+
+
+def test_i_found_something_is_a_request_staff_follow_up(client, controller) -> None:  # noqa: F811
+    identify(client)
+    token = csrf_of(client, "/community/found")
+    empty = client.post("/community/found", data={"csrf_token": token, "text": " ", "place": "二楼"},
+                        follow_redirects=True)
+    assert "请简单说明您的需求" in empty.get_data(as_text=True)  # refused in plain words, place kept
+    assert 'value="二楼"' in client.get("/community/found").get_data(as_text=True)
+    sent = client.post("/community/found", data={"csrf_token": token, "text": "一副老花镜",
+                                                  "place": "二楼会议室"}, follow_redirects=True)
+    assert "请把物品交到一楼前台" in sent.get_data(as_text=True)
+    [item] = controller.services.requests.follow_ups_of("res-1001")
+    assert (item.category, item.summary) == ("found_item", "一副老花镜")

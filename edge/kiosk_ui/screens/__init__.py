@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from edge.kiosk_ui.screens import (
     activities,
+    community,
     courier,
     feedback,
     help,
@@ -35,7 +36,7 @@ from edge.kiosk_ui.screens.formatting import install_filters
 from edge.kiosk_ui.screens.visits import KioskSessionStore
 
 BLUEPRINTS = (kiosk, identify, pickup, iris, courier, services, notices, venues, activities, help,
-              feedback, live, mine)
+              feedback, live, mine, community)
 # Machine endpoints with no form behind them (the barcode scanner posts its reading).
 CSRF_EXEMPT_ENDPOINTS = frozenset({"live.scanner_reading"})
 # After this long without a touch the screen goes black; tests may shorten it.

@@ -35,7 +35,9 @@ STAGES = {"received": ("clock", "yellow", N_("Received, waiting for staff")),
           "closed": ("check", "green", N_("Closed by staff")),
           "overdue": ("alert", "red", N_("Overdue: not finished after 24 hours"))}
 KINDS = {key: (symbol, label) for key, symbol, label in HELP_CATEGORIES}
-KINDS.update({"emergency": ("phone", N_("Emergency")), "feedback": ("star", N_("Feedback"))})
+KINDS.update({"emergency": ("phone", N_("Emergency")), "feedback": ("star", N_("Feedback")),
+              "letter": ("message", N_("Letter to the community secretary")),
+              "found_item": ("package", N_("I found something"))})
 
 
 @bp.context_processor
