@@ -20,7 +20,7 @@ TILES = (
     ("services.list_services", "list", N_("Services")),
     ("feedback.form", "star", N_("Rate a service")),
     ("courier.identify", "truck", N_("Courier")),
-    ("mine.overview", "list", N_("My services")),
+    ("mine.overview", "check", N_("My services")),
 )
 
 
