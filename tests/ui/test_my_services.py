@@ -116,6 +116,7 @@ def test_a_sign_up_is_cancelled_from_my_services(page, kiosk: Kiosk) -> None:
     page.get_by_role("link", name="首页", exact=True).click()
     page.get_by_role("link", name="我的服务", exact=True).click()
     cancel = page.get_by_role("button", name=re.compile("^取消报名：广场舞排练"))
+    expect(cancel).to_be_visible()  # the page is there before it is measured
     assert_targets_at_least_60px(page)
     cancel.click()
     expect(page.get_by_role("status").first).to_contain_text("报名已取消")
