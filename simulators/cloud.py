@@ -300,8 +300,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--site", default="dev-site", help="site of the demo catalogue's residents")
     parser.add_argument("--catalogue", type=Path, help="catalogue.sync payload (JSON) to send when an edge comes online")
+    parser.add_argument("--staff-work-s", type=float, default=20.0,
+                        help="seconds the simulated staff take to finish a request after taking it")
     args = parser.parse_args(argv)
-    cloud = CloudSimulator(args.host, args.port, catalogue=load_catalogue(args.catalogue, args.site)).start()
+    cloud = CloudSimulator(args.host, args.port, catalogue=load_catalogue(args.catalogue, args.site),
+                           staff=SimulatedStaff(work_s=args.staff_work_s)).start()
     print(f"cloud simulator on {args.host}:{args.port}; Ctrl-C to stop", flush=True)
     seen = 0
     try:
