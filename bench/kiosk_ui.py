@@ -32,9 +32,10 @@ from edge.clock import SystemClock  # noqa: E402
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS as ARGS, ensure_chromium  # noqa: E402
 from tests.support.station import Station, running_station  # noqa: E402
 
-TILES = ["取件", "场地预约", "活动", "求助", "通知与政策", "服务目录", "评价", "快递员"]
+TILES = ["取件", "场地预约", "活动", "求助", "通知与政策", "服务目录", "评价", "快递员", "我的服务"]
 LOAD_PATHS = ["/", "/pickup/", "/venues/", "/venues/venue-activity-room", "/activities/",
-              "/services/", "/notices/", "/help/", "/feedback/", "/courier/"]
+              "/services/", "/notices/", "/help/", "/feedback/", "/courier/",
+              "/notices/?kind=about"]  # the station card with its synced map
 # The tap's own time, taken in the page when the finger goes down (not when the driver asks).
 MARK_TAP = """addEventListener('pointerdown', () => sessionStorage.setItem('tap',
   String(performance.timeOrigin + performance.now())), {capture: true});"""

@@ -314,6 +314,8 @@ def _build_bridge(controller: Controller) -> None:
             data["booking_id"], data["decision"] == "approved", data.get("reason")))
     if locker is not None:
         router.register("locker.open", lambda data: open_remote(locker, data))
+    if services.requests is not None:
+        router.register("request.update", request_update_handler(services.requests))
     bridge = Bridge(settings, db, router, clock=clock, version=software,
                     compartments=locker.snapshot if locker is not None else None)
     if locker is not None:
@@ -330,7 +332,7 @@ def _build_live(controller: Controller) -> None:
     services = controller.services
     live = services.live = LiveHub(services.qr_scanner)
     controller.components.append(live)
-    for source in (services.locker, services.bookings):
+    for source in (services.locker, services.bookings, services.requests):
         if source is not None:
             source.subscribe(live.notify)
     if services.station_io is not None:
@@ -424,3 +426,13 @@ def _build_operations(controller: Controller) -> None:
                                 settings.mqtt.device_id, backup.at, settings.site.timezone)
         services.nightly_backup = nightly
         controller.components.append(nightly)
+
+
+def request_update_handler(requests: Any) -> Any:
+    """cmd request.update: staff's status and reply for a request, letter or feedback. The
+    reply names only the id and status: the resident's words already went out once."""
+    def handle(data: dict[str, Any]) -> dict[str, str]:
+        followed = requests.update(data["request_id"], data["status"], data["reply"], data["staff"])
+        return {"request_id": followed.item_id, "status": followed.status}
+
+    return handle

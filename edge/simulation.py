@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 DEMO_COURIERS = {"000000": "demo-courier"}  # so a person can try the courier screens
 LOCKBOARD_AUTO_CLOSE_S = 8.0  # simulated doors shut by themselves, as a person would
+STAFF_WORK_S = 20.0  # the simulated cloud's staff finish a request this long after taking it
 
 
 @dataclass
@@ -58,7 +59,7 @@ class Simulation:
     def start_cloud(self, settings: Settings, box_has_catalogue: bool) -> list[Any]:
         """A private Mosquitto and the reference cloud peer, pointed at by settings.mqtt;
         nothing when Mosquitto is not installed. Returns them as components, in start order."""
-        from simulators.cloud import CloudSimulator, PrivateBroker, load_catalogue
+        from simulators.cloud import CloudSimulator, PrivateBroker, SimulatedStaff, load_catalogue
 
         if not PrivateBroker.available():
             return []
@@ -68,8 +69,10 @@ class Simulation:
         # The simulated cloud sends a catalogue only to a box that has none (the community
         # part seeds its demo through the same replace() that catalogue.sync calls).
         catalogue = None if box_has_catalogue else load_catalogue(None, settings.mqtt.site_id)
+        # Staff follow requests up slowly enough to see 我的服务 go from yellow to green.
         self.cloud = CloudSimulator(self.broker.host, self.broker.port, catalogue=catalogue,
-                                    platform_key=self._cloud_platform_key(settings))
+                                    platform_key=self._cloud_platform_key(settings),
+                                    staff=SimulatedStaff(work_s=STAFF_WORK_S))
         return [self.broker, self.cloud]
 
     @staticmethod

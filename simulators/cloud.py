@@ -48,6 +48,21 @@ def approve_unless_evening(booking: dict[str, Any]) -> tuple[bool, str | None]:
 
 
 @dataclass
+class SimulatedStaff:
+    """The station's staff as the cloud plays them: a request (or feedback) that arrives is
+    marked in_progress at once, then done with a reply once `released` is set (at once by
+    default; a test holds it to watch the in-between state)."""
+
+    name: str = "王社工"
+    reply: str = "已安排工作人员处理，如有问题请致电服务站。"
+    released: threading.Event = field(default_factory=threading.Event)
+    work_s: float = 0.0  # how long the work takes once released
+
+    def __post_init__(self) -> None:
+        self.released.set()
+
+
+@dataclass
 class DeviceLog:
     events: dict[int, dict[str, Any]] = field(default_factory=dict)  # seq -> first envelope seen
     arrivals: list[int] = field(default_factory=list)  # seqs in the order they first arrived
@@ -67,8 +82,9 @@ class CloudSimulator:
     def __init__(self, host: str, port: int, *, catalogue: dict[str, Any] | None = None,
                  decide: Callable[[dict[str, Any]], tuple[bool, str | None]] | None = approve_unless_evening,
                  client_id: str | None = None, session_expiry_s: int = 0,
-                 platform_key: Any = None) -> None:
+                 platform_key: Any = None, staff: SimulatedStaff | None = None) -> None:
         self.host, self.port = host, port
+        self.staff = staff  # None: nobody follows requests up (the contract tests' default)
         self.catalogue = catalogue
         self.decide = decide
         self.devices: dict[Device, DeviceLog] = defaultdict(DeviceLog)
@@ -171,6 +187,12 @@ class CloudSimulator:
         elif envelope.get("type") == "outbox.dropped":
             for first, last in envelope["data"]["ranges"]:
                 log.explained.update(range(first, last + 1))
+        elif envelope.get("type") in ("request.submitted", "feedback.submitted") and self.staff is not None:
+            data = envelope.get("data", {})
+            item_id = data.get("request_id") or data.get("feedback_id")
+            if isinstance(item_id, str):
+                threading.Thread(target=self._follow_up, args=(device, item_id, self.staff),
+                                 name="cloud-sim-staff", daemon=True).start()
         elif envelope.get("type") == "booking.requested" and self.decide is not None:
             approved, reason = self.decide(envelope["data"])
             self.send_command(device, "booking.decision", {
@@ -197,6 +219,15 @@ class CloudSimulator:
     def _violation(self, text: str) -> None:
         with self._changed:
             self.violations.append(text)
+
+    def _follow_up(self, device: Device, item_id: str, staff: SimulatedStaff) -> None:
+        """Staff take the request (in_progress), then finish it with a reply."""
+        self.send_command(device, "request.update", {"request_id": item_id, "status": "in_progress",
+                                                     "reply": None, "staff": staff.name})
+        staff.released.wait()
+        time.sleep(staff.work_s)
+        self.send_command(device, "request.update", {"request_id": item_id, "status": "done",
+                                                     "reply": staff.reply, "staff": staff.name})
 
     # -- sending ------------------------------------------------------------------------
     def send_command(self, device: Device, name: str, data: Any, *, transaction_id: str | None = None,
@@ -291,8 +322,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--site", default="dev-site", help="site of the demo catalogue's residents")
     parser.add_argument("--catalogue", type=Path, help="catalogue.sync payload (JSON) to send when an edge comes online")
+    parser.add_argument("--staff-work-s", type=float, default=20.0,
+                        help="seconds the simulated staff take to finish a request after taking it")
     args = parser.parse_args(argv)
-    cloud = CloudSimulator(args.host, args.port, catalogue=load_catalogue(args.catalogue, args.site)).start()
+    cloud = CloudSimulator(args.host, args.port, catalogue=load_catalogue(args.catalogue, args.site),
+                           staff=SimulatedStaff(work_s=args.staff_work_s)).start()
     print(f"cloud simulator on {args.host}:{args.port}; Ctrl-C to stop", flush=True)
     seen = 0
     try:

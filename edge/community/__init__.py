@@ -14,12 +14,12 @@ from edge.community.errors import (
 )
 from edge.community.feedback import Feedback, FeedbackService
 from edge.community.i18n import text
-from edge.community.requests import RequestService, ServiceRequest
+from edge.community.requests import FollowUp, RequestService, ServiceRequest
 from edge.community.residents import Resident, ResidentDirectory, phone_hash
 
 __all__ = [
     "ActivityError", "ActivityService", "Attendance", "Booking", "BookingError",
     "BookingService", "CatalogueError", "CatalogueService", "CommunityError", "Feedback",
-    "FeedbackError", "FeedbackService", "IdentityError", "RequestError", "RequestService",
+    "FeedbackError", "FeedbackService", "FollowUp", "IdentityError", "RequestError", "RequestService",
     "Resident", "ResidentDirectory", "ServiceRequest", "Slot", "phone_hash", "text",
 ]

@@ -61,6 +61,31 @@ class ActivityService:
                           "time": iso_utc(row.signed_up_at)}, clock=self._clock)
         return attendance
 
+    def signups_of(self, resident_id: str) -> list[Attendance]:
+        """A resident's sign-ups to activities still in the catalogue, soonest first."""
+        with self._db.read() as s:
+            rows = list(s.scalars(select(SignupRow).where(SignupRow.resident_id == resident_id)))
+        known = {a.id: a for a in self._catalogue.activities()}
+        mine = [row for row in rows if row.activity_id in known]
+        mine.sort(key=lambda row: known[row.activity_id].starts_at)
+        return [_view(row, self.places_left(row.activity_id)) for row in mine]
+
+    def cancel_sign_up(self, resident: Resident, activity_id: str) -> None:
+        """Give the place back, until the activity starts; attendance, once signed in, stays."""
+        activity = self._catalogue.activity(activity_id)
+        if self._clock.now() >= activity.starts_at:
+            raise ActivityError("started", "this activity has already started")
+        with self._db.write() as s:
+            row = s.get(SignupRow, (activity_id, resident.resident_id))
+            if row is None:
+                raise ActivityError("not_signed_up", "you are not signed up for this activity")
+            if row.signed_in_at is not None:
+                raise ActivityError("signed_in", "you have already signed in")
+            s.delete(row)
+            record_event(s, "activity.sign_up_cancelled",
+                         {"activity_id": activity_id, "resident_id": resident.resident_id,
+                          "time": iso_utc(self._clock.now())}, clock=self._clock)
+
     def sign_in(self, resident: Resident, activity_id: str) -> Attendance:
         """Record attendance once; signing in again returns the first record, no new event."""
         activity = self._catalogue.activity(activity_id)

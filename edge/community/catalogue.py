@@ -37,6 +37,7 @@ from edge.storage import Actor, Database, audit
 
 CATEGORIES = ("public", "venue", "personal", "policy")
 Category = Literal["public", "venue", "personal", "policy"]
+RequestCategory = Literal["home_care", "repair", "errand", "other"]  # requests.CATEGORIES but emergency
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 _ID = r"^[A-Za-z0-9._:-]{1,64}$"
 
@@ -65,11 +66,18 @@ class Text(BaseModel):
         return getattr(self, lang, None) or default
 
 
+MAX_MAP_IMAGE_CHARS = 300_000  # a simple map, synced with the catalogue: never fetched
+
+
 class Station(_Item):
     name: Text
     opening_hours: str = ""
     address: Text | None = None
     phone: str = ""
+    # A simple map of where the station is, as a data: URI (PNG, JPEG or SVG): the kiosk is
+    # offline-first and must not fetch pictures from the internet.
+    map_image: str | None = Field(None, max_length=MAX_MAP_IMAGE_CHARS,
+                                  pattern=r"^data:image/(png|jpeg|svg\+xml);base64,[A-Za-z0-9+/=]+$")
 
 
 class Service(_Item):
@@ -81,6 +89,9 @@ class Service(_Item):
     place: Text | None = None
     contact: str = ""
     how_to_apply: Text | None = None
+    # Set when residents can apply for it from the kiosk: the help request's category it
+    # starts with (one tap from the catalogue to a filled-in request).
+    request_category: RequestCategory | None = None
 
 
 class OpeningHours(_Item):
@@ -156,9 +167,15 @@ class Activity(_Item):
         return self.starts_at + timedelta(minutes=self.signin_closes_minutes_after)
 
 
+# notice, policy guide, 党务公开, 居务公开, 社区简介, 办事指南, 失物招领 (an item found and kept
+# at the station: title, where it was found in body, where to claim it in office).
+NoticeKind = Literal["notice", "policy", "party", "affairs", "about", "guide", "found"]
+NOTICE_KINDS: tuple[str, ...] = NoticeKind.__args__  # type: ignore[attr-defined]
+
+
 class Notice(_Item):
     id: str = Field(pattern=_ID)
-    kind: Literal["notice", "policy"]
+    kind: NoticeKind
     title: Text
     body: Text
     published_at: AwareDatetime
@@ -283,7 +300,7 @@ class CatalogueService:
         """Notices and policy guides, newest first."""
         query = select(NoticeRow.doc).order_by(NoticeRow.published_at.desc(), NoticeRow.id)
         if kind is not None:
-            if kind not in ("notice", "policy"):
+            if kind not in NOTICE_KINDS:
                 raise CatalogueError("bad_kind", f"no notice kind {kind!r}")
             query = query.where(NoticeRow.kind == kind)
         return self._all(query, Notice.model_validate)

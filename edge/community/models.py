@@ -117,18 +117,31 @@ class RequestRow(Base):
     # Full number kept on the box only, so station staff can call back (ADR 0053).
     phone: Mapped[str | None] = mapped_column(String(16))
     phone_masked: Mapped[str | None] = mapped_column(String(16))
-    resident_id: Mapped[str | None] = mapped_column(String(64))
+    resident_id: Mapped[str | None] = mapped_column(String(64), index=True)
     submitted_at: Mapped[datetime] = mapped_column(index=True)
+    # Follow-up from the platform (request.update): received, in_progress, done, closed.
+    status: Mapped[str] = mapped_column(String(16), default="received", server_default="received")
+    reply: Mapped[str | None] = mapped_column(Text)
+    staff: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime | None]
 
 
 class FeedbackRow(Base):
     __tablename__ = "feedback"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    service_id: Mapped[str] = mapped_column(String(64))
+    service_id: Mapped[str | None] = mapped_column(String(64))  # a catalogue service, or
+    # something the resident did here and finished: booking, activity or request (by its id)
+    subject_kind: Mapped[str | None] = mapped_column(String(16))
+    subject_id: Mapped[str | None] = mapped_column(String(64))
     rating: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str | None] = mapped_column(Text)
-    resident_id: Mapped[str | None] = mapped_column(String(64))
+    resident_id: Mapped[str | None] = mapped_column(String(64), index=True)
     submitted_at: Mapped[datetime]
+    # Staff answer feedback as they answer requests (request.update, by feedback_id).
+    status: Mapped[str] = mapped_column(String(16), default="received", server_default="received")
+    reply: Mapped[str | None] = mapped_column(Text)
+    staff: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime | None]
 
     __table_args__ = (CheckConstraint("rating BETWEEN 1 AND 5", name="ck_feedback_rating"),)

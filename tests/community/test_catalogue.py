@@ -155,3 +155,25 @@ def test_a_configured_key_that_cannot_be_read_stops_start_up_with_one_line(tmp_p
                              identity={"resident_token_public_key": str(tmp_path / "missing.pem")})
     with pytest.raises(SettingsError, match="identity.resident_token_public_key"):
         _simulated(settings, clock)
+
+
+def test_notice_kinds_and_the_station_map_travel_in_the_catalogue(catalogue) -> None:
+    """党务公开, 居务公开, 社区简介, 办事指南, 失物招领 are notice kinds; the map is a data: URI."""
+    import pytest as _pytest
+
+    from edge.community import CatalogueError
+    from tests.support.community import payload
+
+    kinds = ("party", "affairs", "about", "guide", "found")
+    station = {"name": {"zh": "服务站"}, "address": {"zh": "海滨路18号"}, "phone": "0755-84401234",
+               "map_image": "data:image/svg+xml;base64,PHN2Zy8+"}
+    catalogue.replace(payload(station=station, notices=[
+        {"id": f"n-{kind}", "kind": kind, "title": {"zh": kind}, "body": {"zh": "正文"},
+         "published_at": "2026-11-20T00:00:00Z"} for kind in kinds]))
+    for kind in kinds:
+        assert [n.id for n in catalogue.notices(kind=kind)] == [f"n-{kind}"]
+    assert catalogue.station().map_image.startswith("data:image/svg+xml;base64,")
+    with _pytest.raises(CatalogueError):  # a map from the internet is refused: never fetched
+        catalogue.replace(payload(station={**station, "map_image": "https://maps.example/x.png"}))
+    with _pytest.raises(CatalogueError):
+        catalogue.notices(kind="gossip")

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from edge.clock import SystemClock
+from flask.testing import FlaskClient
+from zoneinfo import ZoneInfo
+
+from edge.app import Controller, build_controller
+from edge.clock import FakeClock, SystemClock
+from edge.kiosk_ui import create_app
+from edge.settings import Settings
+from simulators.demo import demo_catalogue
 from tests.support.browser import LANDSCAPE
 from tests.support.station import Station, running_station
 
@@ -39,3 +46,19 @@ def page(browser: Any, kiosk: Station) -> Iterator[Any]:
     opened = context.new_page()
     yield opened
     context.close()
+
+
+# Server-side screen tests (no browser, no locker): the controller with the demo catalogue
+# and a plain client of its app. test_screens_http.py uses its own, with GPIO pins.
+@pytest.fixture
+def controller(settings: Settings, clock: FakeClock) -> Iterator[Controller]:
+    built = build_controller(settings, clock=clock)
+    built.services.catalogue.replace(demo_catalogue(clock.now(), ZoneInfo("Asia/Shanghai"),
+                                                    settings.mqtt.site_id))
+    yield built
+    built.stop()
+
+
+@pytest.fixture
+def client(controller: Controller) -> FlaskClient:
+    return create_app(controller).test_client()

@@ -45,10 +45,13 @@ def test_language_and_large_text_stay_across_screens(page) -> None:
     body_size = "parseFloat(getComputedStyle(document.querySelector('main p, main li')).fontSize)"
     normal = page.evaluate(body_size)
     assert normal >= 18
+    toggle_look = "getComputedStyle(document.querySelector('[aria-pressed]')).backgroundColor"
+    off_look = page.evaluate(toggle_look)
     page.get_by_role("button", name="Large text").click()
     assert page.get_by_role("button", name="Large text").get_attribute("aria-pressed") == "true"
+    assert page.evaluate(toggle_look) != off_look  # the "on" state is visible, not only announced
     assert page.get_by_role("heading", name="Services", level=1).is_visible()  # same screen
-    assert page.evaluate(body_size) > normal
+    assert page.evaluate(body_size) >= 1.5 * normal
     shoot(page, "services-en-large")
 
     page.get_by_role("link", name="Home").click()

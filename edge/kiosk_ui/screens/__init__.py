@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from edge.kiosk_ui.screens import (
     activities,
+    community,
     courier,
     feedback,
     help,
@@ -24,17 +25,19 @@ from edge.kiosk_ui.screens import (
     iris,
     kiosk,
     live,
+    mine,
     notices,
     pickup,
     services,
     venues,
 )
 from edge.kiosk_ui.screens.common import N_, controller, current_lang, pick, resident
+from edge.kiosk_ui.screens import pending
 from edge.kiosk_ui.screens.formatting import install_filters
 from edge.kiosk_ui.screens.visits import KioskSessionStore
 
 BLUEPRINTS = (kiosk, identify, pickup, iris, courier, services, notices, venues, activities, help,
-              feedback, live, ime)
+              feedback, live, ime, mine, community)
 # Machine endpoints with no form behind them (the barcode scanner posts its reading).
 CSRF_EXEMPT_ENDPOINTS = frozenset({"live.scanner_reading"})
 # After this long without a touch the screen goes black; tests may shorten it.
@@ -60,6 +63,7 @@ def register_screens(app: Flask) -> None:
     for module in BLUEPRINTS:
         app.register_blueprint(module.bp)
     app.before_request(_check_csrf)
+    app.before_request(pending.forget_when_walking_away)
     app.context_processor(_page_context)
     install_filters(app)
     app.after_request(_no_stale_pages)

@@ -12,7 +12,7 @@ from edge.kiosk_ui.screens.common import (
     error_message,
     resident,
     resident_object,
-    resident_required,
+    resident_required_keeping_choice,
     service,
 )
 
@@ -33,14 +33,14 @@ def list_activities() -> Any:
 
 
 @bp.post("/<activity_id>/sign-up")
-@resident_required
+@resident_required_keeping_choice
 def sign_up(activity_id: str) -> Any:
     return _attend(lambda: service("activities").sign_up(resident_object(), activity_id),
                    _("You are signed up. See you there!"))
 
 
 @bp.post("/<activity_id>/sign-in")
-@resident_required
+@resident_required_keeping_choice
 def sign_in(activity_id: str) -> Any:
     return _attend(lambda: service("activities").sign_in(resident_object(), activity_id),
                    _("You are signed in. Welcome!"))

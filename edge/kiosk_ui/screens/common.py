@@ -61,6 +61,16 @@ def resident() -> dict[str, str] | None:
 def resident_required(view: F) -> F:
     """Ask who is at the screen first; afterwards come back to this page (or, for a form, to
     the page the form was on: the person presses its button again, now identified)."""
+    return _ask_who_first(view, carry_choice=False)
+
+
+def resident_required_keeping_choice(view: F) -> F:
+    """As resident_required, but a form's choice (a slot, a sign-up) is kept and completed
+    as soon as the person is identified (screens/pending.py, ADR 0125)."""
+    return _ask_who_first(view, carry_choice=True)
+
+
+def _ask_who_first(view: F, *, carry_choice: bool) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if resident() is None:
@@ -68,10 +78,22 @@ def resident_required(view: F) -> F:
             if request.method != "GET":
                 referrer = urlsplit(request.referrer or "")
                 back = referrer.path + (f"?{referrer.query}" if referrer.query else "") or "/"
+                if carry_choice:
+                    from edge.kiosk_ui.screens.pending import remember_choice
+
+                    remember_choice()
             return redirect(url_for("identify.choose", next=back))
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def can_see_private(who: dict[str, Any] | None) -> bool:
+    """May the person at the screen see their requests' words and staff's replies, and cancel?
+    Only with high assurance: a platform-signed personal QR code. A typed phone number is low
+    assurance (anyone may know it): it shows statuses only. The one place to switch when
+    identity assurance levels arrive."""
+    return who is not None and who.get("identified_by") == "qr"
 
 
 def resident_object() -> Any:
@@ -119,6 +141,8 @@ def _messages() -> dict[str, str]:
         "full": _("Sorry, no places are left."),
         "already_signed_up": _("You have already signed up for this activity."),
         "started": _("This activity has already started."),
+        "not_signed_up": _("You are not signed up for this activity."),
+        "signed_in": _("You have already signed in, so the sign-up cannot be cancelled."),
         "signin_not_open": _("Sign-in is not open yet. It opens shortly before the start."),
         "signin_closed": _("Sign-in for this activity has closed."),
         "slot_taken": _("Sorry, this time was just taken. Please pick another."),
@@ -129,6 +153,8 @@ def _messages() -> dict[str, str]:
         "not_active": _("This booking is no longer active."),
         "description_required": _("Please tell us briefly what you need."),
         "bad_rating": _("Please choose a rating from 1 to 5."),
+        "already_rated": _("You have already rated this. Thank you!"),
+        "not_finished": _("This can be rated once it is finished."),
         "comment_too_long": _("The comment is too long. Please shorten it."),
         "unknown_service": _("Please choose a service."),
         # the locker's codes

@@ -56,8 +56,16 @@ def icon(name: str, css_class: str = "icon") -> Markup:
                   ).format(css_class, sprite, name)
 
 
+def colon() -> str:
+    """The colon after a label: full-width in Chinese text (「地址：」), ": " in English."""
+    from edge.kiosk_ui.screens.common import current_lang
+
+    return "：" if current_lang() == "zh_CN" else ": "
+
+
 def install_filters(app: Flask) -> None:
     app.jinja_env.globals["icon"] = icon
+    app.jinja_env.globals["colon"] = colon
     app.jinja_env.filters["pick"] = pick
     for name, function in (("local_time", local_time), ("local_date", local_date),
                            ("day_name", day_name), ("opening_hours", opening_hours)):

@@ -34,8 +34,25 @@ QUICK_PHRASES = {
 
 @bp.get("/")
 def request_form() -> Any:
-    return render_template("help.html", categories=CATEGORIES, draft=session.get("help_draft", {}),
-                           quick_phrases=QUICK_PHRASES)
+    draft = _draft_for_service(request.args.get("service", "")) or session.get("help_draft", {})
+    return render_template("help.html", categories=CATEGORIES, draft=draft, quick_phrases=QUICK_PHRASES)
+
+
+def _draft_for_service(service_id: str) -> dict[str, str]:
+    """One tap from the catalogue: the service's request category chosen and a first line
+    written, so the resident can send it without typing (and may add to it)."""
+    from edge.community import CatalogueError
+
+    if not service_id:
+        return {}
+    try:
+        chosen = service("catalogue").service(service_id)
+    except CatalogueError:
+        return {}
+    if chosen.request_category is None:
+        return {}
+    return {"category": chosen.request_category,
+            "description": _("I would like to apply for: %(service)s", service=pick(chosen.name))}
 
 
 @bp.post("/")

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 
 from edge.kiosk_ui.screens.common import controller, domain_errors, error_message, safe_next, service
 from edge.kiosk_ui.screens.live import hub, show_to_simulated_camera
+from edge.kiosk_ui.screens.pending import complete_choice
 
 bp = Blueprint("identify", __name__, url_prefix="/identify")
 
@@ -53,4 +54,4 @@ def _identify(lookup: Any) -> Any:
         return redirect(url_for("identify.choose", next=target))
     session["resident"] = dataclasses.asdict(found)
     flash(_("Welcome, %(name)s.", name=found.name_masked), "success")
-    return redirect(target)
+    return complete_choice() or redirect(target)  # a slot tapped before identifying is booked now

@@ -20,6 +20,7 @@ TILES = (
     ("services.list_services", "list", N_("Services")),
     ("feedback.form", "star", N_("Rate a service")),
     ("courier.identify", "truck", N_("Courier")),
+    ("mine.overview", "check", N_("My services")),
 )
 
 

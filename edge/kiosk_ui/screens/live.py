@@ -49,6 +49,10 @@ def topic_reader(topic: str) -> Callable[[], dict[str, Any]]:
     if kind == "bookings" and session.get("resident"):
         bookings, resident_id = services.bookings, session["resident"]["resident_id"]
         return lambda: {f"booking:{b.booking_id}": b.state for b in bookings.bookings_of(resident_id)}
+    if kind == "mine" and session.get("resident"):
+        from edge.kiosk_ui.screens.mine import live_state_reader
+
+        return live_state_reader()
     abort(404)
 
 

@@ -8,7 +8,10 @@ from flask import Blueprint, abort, render_template, request
 from edge.kiosk_ui.screens.common import N_, service
 
 bp = Blueprint("notices", __name__, url_prefix="/notices")
-KINDS = (("notice", N_("Notices")), ("policy", N_("Policy guides")))
+KINDS = (("notice", N_("Notices")), ("policy", N_("Policy guides")),
+         ("party", N_("Party affairs")), ("affairs", N_("Residents' affairs")),
+         ("about", N_("About the community")), ("guide", N_("How-to guides")),
+         ("found", N_("Lost and found")))
 
 
 @bp.get("/")
@@ -16,8 +19,10 @@ def list_notices() -> Any:
     kind = request.args.get("kind", "notice")
     if kind not in dict(KINDS):
         abort(404)
+    catalogue = service("catalogue")
     return render_template("notices.html", kinds=KINDS, kind=kind,
-                           notices=service("catalogue").notices(kind=kind))
+                           notices=catalogue.notices(kind=kind),
+                           station_info=catalogue.station() if kind == "about" else None)
 
 
 @bp.get("/<notice_id>")

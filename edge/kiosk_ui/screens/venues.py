@@ -15,6 +15,8 @@ from edge.kiosk_ui.screens.common import (
     resident,
     resident_object,
     resident_required,
+    resident_required_keeping_choice,
+    safe_next,
     service,
     site_zone,
 )
@@ -73,7 +75,7 @@ def day_view(venue_id: str) -> Any:
 
 
 @bp.post("/<venue_id>/book")
-@resident_required
+@resident_required_keeping_choice
 def book(venue_id: str) -> Any:
     try:
         start = datetime.fromisoformat(request.form.get("start", ""))
@@ -106,7 +108,7 @@ def cancel(booking_id: str) -> Any:
         flash(error_message(exc), "error")
     else:
         flash(_("Your booking is cancelled."), "success")
-    return redirect(url_for("venues.mine"))
+    return redirect(safe_next(url_for("venues.mine")))  # 我的服务 cancels here too
 
 
 def _day_arg(today: date) -> date:
