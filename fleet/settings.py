@@ -78,6 +78,8 @@ class FleetSettings(BaseSettings):
     # holding that text. It stays on the platform; stations hold only the public half.
     platform_private_key: SecretStr | None = None
     platform_private_key_file: Path | None = None
+    # Who texts residents their opened codes: `module:Class` of a Notifier (fleet/notify.py).
+    notifier: str = "fleet.notify:LoggingNotifier"
     mqtt: FleetMqttSettings = FleetMqttSettings()
     ingest: IngestSettings = IngestSettings()
     console: ConsoleSettings = ConsoleSettings()
