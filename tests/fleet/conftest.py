@@ -56,3 +56,64 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True)
+def _no_fleet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's FLEET_* variables (the test database URL aside)."""
+    for name in list(os.environ):
+        if name.startswith("FLEET_") and name != "FLEET_TEST_DATABASE_URL":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def fleet_settings(pg: psycopg.Connection, database_url: str, broker) -> Any:
+    from fleet.settings import load_settings
+
+    return load_settings(database_url=database_url,
+                         mqtt={"host": broker.host, "port": broker.port, "client_id_prefix": f"t{secrets.token_hex(3)}"},
+                         ingest={"gap_replay_after_s": 0.3, "gap_replay_retry_s": 2,
+                                 "maintenance_every_s": 0.2, "batch_wait_s": 0.02})
+
+
+class RunningWorker:
+    """An IngestWorker in a thread of the test process (so the test can read its notifier)."""
+
+    def __init__(self, worker: Any) -> None:
+        import threading
+
+        self.worker = worker
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=worker.run, args=(self.stop_event,), daemon=True)
+
+    def start(self) -> "RunningWorker":
+        self.thread.start()
+        wait_until(self.worker.subscribed.is_set, what="worker subscribed")
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def start_worker(fleet_settings: Any) -> Iterator[Callable[..., RunningWorker]]:
+    from fleet.ingest import IngestWorker
+
+    running: list[RunningWorker] = []
+
+    def start(index: int = 0, worker_class: type = IngestWorker, settings: Any = None, **kwargs: Any) -> RunningWorker:
+        worker = RunningWorker(worker_class(settings or fleet_settings, index, **kwargs)).start()
+        running.append(worker)
+        return worker
+
+    yield start
+    for worker in running:
+        if worker.thread.is_alive():
+            worker.stop()
+
+
+def count(pg: psycopg.Connection, sql: str, *params: Any) -> int:
+    pg.rollback()  # a fresh snapshot each time
+    return pg.execute(sql, params).fetchone()[0]
