@@ -36,7 +36,10 @@ from fleet.store import BatchResult, IngestStore
 
 log = structlog.get_logger("fleet.ingest")
 
-SUBSCRIBED_TOPICS = ("edge/v1/+/+/evt/#", "edge/v1/+/+/status", "edge/v1/+/+/state/compartments")
+# Command replies come through the outbox too and carry seqs: without them every reply
+# would leave a gap. `reply/#` also matches a Response Topic below the device's reply topic.
+SUBSCRIBED_TOPICS = ("edge/v1/+/+/evt/#", "edge/v1/+/+/reply/#", "edge/v1/+/+/status",
+                     "edge/v1/+/+/state/compartments")
 DB_RETRY_S = 1.0
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 TOPIC_ROOT = "edge/v1"
+REPLY_TYPE = "command.reply"  # replies go through the edge's outbox: they are in the seq stream
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ def parse(topic: str, payload: bytes) -> Parsed:
     try:
         if rest[0] == "evt" and len(rest) == 2:
             return _event(site_id, device_id, rest[1], body)
+        if rest[0] == "reply":
+            return _event(site_id, device_id, REPLY_TYPE, body)
         if rest == ["status"]:
             return Snapshot("status", site_id, device_id, _ts(body), body)
         if rest == ["state", "compartments"]:
