@@ -56,6 +56,8 @@ class IngestSettings(_Section):
 class ConsoleSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8090, ge=0, le=65535)
+    # Signs the session cookie; unset, a random one per start (everyone logs in again).
+    secret_key: SecretStr | None = None
 
     @field_validator("host")
     @classmethod

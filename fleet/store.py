@@ -135,6 +135,7 @@ class IngestStore:
         for event in fresh:
             if event.type in SEALED_EVENT_TYPES and "secret" in event.data:
                 result.notified += self._open_and_notify(event)
+            project(conn, event)
 
     def _open_and_notify(self, event: Event) -> int:
         """Inside the batch's transaction: a crash before commit re-delivers the message and
@@ -182,6 +183,24 @@ class IngestStore:
                 [(r.topic, r.payload, r.reason, at) for r in rejected])
         for r in rejected:
             log.warning("message_rejected", topic=r.topic, reason=r.reason)
+
+
+def project(conn: psycopg.Connection, event: Event) -> None:
+    """Keep the console's bookings and help requests up to date (same transaction)."""
+    data = event.data
+    if event.type == "booking.requested" and data.get("booking_id"):
+        conn.execute(
+            "INSERT INTO bookings (booking_id, site_id, device_id, data, requested_at) "
+            "VALUES (%s, %s, %s, %s::jsonb, %s) ON CONFLICT (booking_id) DO NOTHING",
+            (str(data["booking_id"]), event.site_id, event.device_id, event.body, event.ts))
+    elif event.type == "booking.cancelled" and data.get("booking_id"):
+        conn.execute("UPDATE bookings SET state = 'cancelled' WHERE booking_id = %s AND site_id = %s "
+                     "AND device_id = %s", (str(data["booking_id"]), event.site_id, event.device_id))
+    elif event.type == "request.submitted" and data.get("request_id") is not None:
+        conn.execute(
+            "INSERT INTO help_requests (site_id, device_id, request_id, data, submitted_at) "
+            "VALUES (%s, %s, %s, %s::jsonb, %s) ON CONFLICT DO NOTHING",
+            (event.site_id, event.device_id, str(data["request_id"]), event.body, event.ts))
 
 
 def _columns(events: list[Event]) -> dict[str, list]:

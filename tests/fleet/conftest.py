@@ -39,7 +39,8 @@ def database_url() -> Iterator[str]:
 def pg(database_url: str) -> Iterator[psycopg.Connection]:
     """A connection to the session's database, its tables emptied first."""
     with fleet_db.connect(database_url) as conn:
-        conn.execute("TRUNCATE devices, event_keys, events, gaps, rejected_messages RESTART IDENTITY")
+        conn.execute("TRUNCATE devices, event_keys, events, gaps, rejected_messages, org_units, staff, bookings, "
+                     "help_requests, help_request_updates, outgoing_commands RESTART IDENTITY CASCADE")
         conn.commit()
         yield conn
 
