@@ -64,6 +64,93 @@ def ingest(
 
 
 @app.command()
+def console(
+    ctx: typer.Context,
+    port: Optional[int] = typer.Option(None, "--port", help="Override console.port."),
+) -> None:
+    """Run the staff console on 127.0.0.1 (default port 8090) and its command sender."""
+    from datetime import datetime, timezone
+
+    from waitress.server import create_server
+
+    from edge.logs import configure_logging
+    from fleet import db
+    from fleet.commands import CommandSender
+    from fleet.console.app import create_app
+    from fleet.console.followup import escalate
+
+    settings = settings_from(ctx)
+    configure_logging(settings.log_level)
+    db.upgrade(settings.database_url)
+    now = lambda: datetime.now(timezone.utc)  # noqa: E731
+    sender = CommandSender(settings, now=now).start()
+    server = create_server(create_app(settings, now=now, on_command=sender.wake),
+                           host=settings.console.host, port=port if port is not None else settings.console.port)
+    stop = _stop_on_signals()
+    signal.signal(signal.SIGTERM, lambda *_: (stop.set(), server.close()))
+
+    def escalate_every_minute() -> None:
+        while not stop.wait(60):
+            with db.connect(settings.database_url) as conn:
+                escalate(conn, now())
+
+    threading.Thread(target=escalate_every_minute, daemon=True).start()
+    typer.echo(f"fleet: console on http://{settings.console.host}:{server.effective_port}/", err=True)
+    try:
+        server.run()
+    except (KeyboardInterrupt, OSError):
+        pass
+    finally:
+        sender.stop()
+
+
+org_app = typer.Typer(no_args_is_help=True, help="Org units, stations and staff accounts.")
+app.add_typer(org_app, name="org")
+
+
+def _with_conn(ctx: typer.Context, work: Any) -> Any:
+    from fleet import db
+    from fleet.console.accounts import AccountError
+
+    settings = settings_from(ctx)
+    with db.connect(settings.database_url) as conn:
+        try:
+            with conn.transaction():
+                return work(conn)
+        except AccountError as exc:
+            typer.echo(f"fleet: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+
+@org_app.command("add-unit")
+def add_unit(ctx: typer.Context, name: str, level: str = typer.Option(..., help="district, street or community"),
+             parent: Optional[int] = typer.Option(None, help="The parent unit's id.")) -> None:
+    """Add an org unit; prints its id."""
+    from fleet.console.accounts import add_unit as add
+
+    typer.echo(_with_conn(ctx, lambda conn: add(conn, name, level, parent)))
+
+
+@org_app.command("assign-station")
+def assign_station(ctx: typer.Context, site_id: str, device_id: str,
+                   community: int = typer.Option(..., help="The community unit's id.")) -> None:
+    """Put a station (site_id, device_id) in a community."""
+    from fleet.console.accounts import assign_station as assign
+
+    _with_conn(ctx, lambda conn: assign(conn, site_id, device_id, community))
+
+
+@org_app.command("add-staff")
+def add_staff(ctx: typer.Context, username: str, display_name: str = typer.Option(..., "--name"),
+              unit: int = typer.Option(..., help="The staff member's org unit id.")) -> None:
+    """Add a staff account; the password is asked for (never on the command line)."""
+    from fleet.console.accounts import add_staff as add
+
+    password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    typer.echo(_with_conn(ctx, lambda conn: add(conn, username, display_name, password, unit)))
+
+
+@app.command()
 def keygen() -> None:
     """A new X25519 key pair: the private half for FLEET_PLATFORM_PRIVATE_KEY, the public
     half for the stations' EDGE_MQTT__PLATFORM_PUBLIC_KEY."""
