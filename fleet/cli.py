@@ -151,6 +151,40 @@ def add_staff(ctx: typer.Context, username: str, display_name: str = typer.Optio
 
 
 @app.command()
+def simulate(
+    ctx: typer.Context,
+    edges: int = typer.Option(1000, "--edges", min=1, help="Simulated stations."),
+    events: int = typer.Option(20, "--events", min=1, help="Events per station."),
+    connections: int = typer.Option(8, "--connections", min=1, help="MQTT connections they share."),
+    duplicate: float = typer.Option(0.01, help="Chance a message is sent twice."),
+    reorder: float = typer.Option(0.02, help="Chance a message is swapped with the next."),
+    missing: float = typer.Option(0.005, help="Chance a message is held back until replayed."),
+    outage: float = typer.Option(0.001, help="Chance per event that a station goes offline a while."),
+    linger: float = typer.Option(30.0, help="Seconds to keep answering outbox.replay afterwards."),
+    seed: int = typer.Option(1),
+) -> None:
+    """Simulated stations speaking the contract against the broker of FLEET_MQTT__*."""
+    import time
+
+    from fleet.simulate import Chaos, burst, connect_fleet, make_stations
+
+    settings = settings_from(ctx)
+    links = connect_fleet(settings.mqtt, make_stations(edges), min(connections, edges))
+    started = time.monotonic()
+    report = burst(links, events, chaos=Chaos(duplicate=duplicate, reorder=reorder, missing=missing,
+                                              outage=outage), seed=seed)
+    elapsed = time.monotonic() - started
+    typer.echo(f"stations {report.stations}  events {report.events}  sent {report.sent}  "
+               f"({report.sent / elapsed:.0f} msg/s)  duplicates {report.duplicates}  "
+               f"reordered {report.reordered}  withheld {report.withheld}  outages {report.outages}")
+    stop = _stop_on_signals()
+    stop.wait(linger)
+    typer.echo(f"replayed on request: {sum(link.replayed for link in links)}")
+    for link in links:
+        link.stop()
+
+
+@app.command()
 def keygen() -> None:
     """A new X25519 key pair: the private half for FLEET_PLATFORM_PRIVATE_KEY, the public
     half for the stations' EDGE_MQTT__PLATFORM_PUBLIC_KEY."""

@@ -222,4 +222,6 @@ def connect_fleet(mqtt_settings: FleetMqttSettings, stations: list[SimStation], 
     for link in links:
         if not link.ready.wait(30):
             raise RuntimeError("simulated stations could not reach the broker")
+    _wait_all([link.publish(station.status(True), retain=True)  # as an edge does on connect
+               for link in links for station in link.stations.values()])
     return links
