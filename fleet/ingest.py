@@ -24,6 +24,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import psycopg
 import structlog
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from fleet import db as fleet_db
@@ -115,10 +117,39 @@ class IngestWorker:
                     self._maintain()
                     next_maintenance = time.monotonic() + self._ingest.maintenance_every_s
         finally:
-            self._client.disconnect()
+            self._leave()
             self._client.loop_stop()
             if self._conn is not None:
                 self._conn.close()
+
+    def _leave(self) -> None:
+        """A stop, not a crash: leave the share group, store and acknowledge what already
+        arrived, then end the session. A broker keeps dealing a group's messages to a
+        member's offline session, so a worker that scaled down would otherwise strand them.
+        If something could not be committed, the session stays for the next worker to
+        start under this id."""
+        client = self._client
+        if not self.subscribed.is_set():
+            client.disconnect()
+            return
+        left = threading.Event()
+        client.on_unsubscribe = lambda *_a: left.set()
+        group = self._settings.mqtt.share_group
+        client.unsubscribe([f"$share/{group}/{topic}" for topic in SUBSCRIBED_TOPICS])
+        # The broker sends UNSUBACK after every message it had dealt us, so once it arrives,
+        # the queue holds everything this session owes.
+        drained = left.wait(10)
+        never = threading.Event()
+        while drained:
+            batch = self._take_batch()
+            if not batch:
+                break
+            drained = self._commit_and_ack(batch, never, attempts=3)
+        properties = None
+        if drained:
+            properties = Properties(PacketTypes.DISCONNECT)
+            properties.SessionExpiryInterval = 0
+        client.disconnect(properties=properties)
 
     def _take_batch(self) -> list[Received]:
         try:
@@ -134,8 +165,11 @@ class IngestWorker:
                 break
         return batch
 
-    def _commit_and_ack(self, batch: list[Received], stop: threading.Event) -> None:
+    def _commit_and_ack(self, batch: list[Received], stop: threading.Event, attempts: int | None = None) -> bool:
+        """Commit, then acknowledge; False when given up (nothing acknowledged: the broker
+        delivers it again)."""
         items = [parse(r.topic, r.payload) for r in batch]
+        tries = 0
         while True:
             try:
                 result = self._store.write_batch(self._db(), items)
@@ -143,8 +177,9 @@ class IngestWorker:
             except psycopg.Error as exc:  # database away, deadlock, missing partition: retry, never ack
                 log.warning("batch_not_committed", error=f"{type(exc).__name__}: {exc}", size=len(batch))
                 self._drop_db()
-                if stop.wait(DB_RETRY_S):
-                    return  # not acknowledged: the broker delivers it again
+                tries += 1
+                if stop.wait(DB_RETRY_S) or (attempts is not None and tries >= attempts):
+                    return False
                 self._maintain()
         for received in batch:
             # A message from an earlier connection is delivered again on this one; its old
@@ -152,6 +187,7 @@ class IngestWorker:
             if received.qos > 0 and received.generation == self._generation:
                 self._client.ack(received.mid, received.qos)
         self._count(result)
+        return True
 
     def _count(self, result: BatchResult) -> None:
         for name in ("stored", "duplicates", "rejected", "snapshots", "gaps_opened", "gaps_closed", "notified"):

@@ -133,9 +133,9 @@ class SimulationReport:
     withheld_by_station: dict[tuple[str, str], list[int]] = field(default_factory=dict)
 
 
-def make_stations(count: int, *, sites: int | None = None) -> list[SimStation]:
+def make_stations(count: int, *, sites: int | None = None, prefix: str = "sim") -> list[SimStation]:
     sites = sites or max(1, count // 10)
-    return [SimStation(site_id=f"sim-site-{i % sites:04d}", device_id=f"kiosk-{i:05d}") for i in range(count)]
+    return [SimStation(site_id=f"{prefix}-site-{i % sites:04d}", device_id=f"kiosk-{i:05d}") for i in range(count)]
 
 
 def burst(connections: list[SimConnection], events_per_station: int, *, chaos: Chaos | None = None,

@@ -72,9 +72,13 @@ def test_a_sealed_pickup_code_is_opened_and_handed_to_the_notifier(
 class CommitsButNeverAcks(IngestWorker):
     """A worker that dies between commit and ack: its messages are stored, not acknowledged."""
 
-    def _commit_and_ack(self, batch, stop) -> None:  # noqa: ANN001
+    def _commit_and_ack(self, batch, stop, attempts=None) -> bool:  # noqa: ANN001
         self._store.write_batch(self._db(), [parse(r.topic, r.payload) for r in batch])
         self.committed = getattr(self, "committed", 0) + len(batch)
+        return True
+
+    def _leave(self) -> None:  # gone without a word: the session and its messages stay
+        self._client.disconnect()
 
 
 def test_messages_redelivered_after_commit_are_not_stored_twice(
@@ -111,3 +115,18 @@ def test_a_withheld_seq_is_replayed_by_the_station_and_the_gap_closes(
     assert count(pg, "SELECT count(*) FROM devices WHERE watermark = 16 AND max_seq = 16") == 20
     assert count(pg, "SELECT count(DISTINCT message_id) FROM events") == 320
     assert count(pg, "SELECT count(*) FROM gaps WHERE replay_count >= 1") == count(pg, "SELECT count(*) FROM gaps")
+
+
+def test_a_worker_stopped_for_good_strands_nothing_in_its_session(
+        fleet_settings, pg: psycopg.Connection, start_worker) -> None:
+    stays = start_worker(0)
+    leaves = start_worker(1)
+    links = connect_fleet(fleet_settings.mqtt, make_stations(20), 2, name="scale-down")
+    burst(links, 5)
+    leaves.stop()  # scaled down: leaves the share group and ends its session
+    burst(links, 5)  # every one of these must reach the worker that stays
+    wait_until(lambda: count(pg, "SELECT count(*) FROM events") == 200, what="all 200 stored")
+    for link in links:
+        link.stop()
+    assert stays.worker.totals.stored >= 100
+    assert count(pg, "SELECT count(*) FROM devices WHERE watermark = 10") == 20
