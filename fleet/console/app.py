@@ -5,6 +5,7 @@ request); every object is checked against the staff member's stations in followu
 CSRF tokens on every form (flask-wtf)."""
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ from flask import Flask, abort, flash, g, redirect, render_template, request, se
 from flask_wtf.csrf import CSRFProtect
 
 from fleet import db as fleet_db
+from fleet.console import catalogue as station_catalogue
 from fleet.console import followup
 from fleet.console.accounts import authenticate, staff_by_id
 from fleet.settings import FleetSettings
@@ -124,5 +126,42 @@ def create_app(settings: FleetSettings, *, now: Callable[[], datetime],
             on_command()
             flash(f"Request {request_id}: {status}.")
         return redirect(url_for("requests_"))
+
+    @app.route("/stations/<site_id>/<device_id>/catalogue", methods=["GET", "POST"])
+    def catalogue(site_id: str, device_id: str) -> object:
+        text = None
+        try:
+            if request.method == "POST":
+                text = request.form.get("catalogue", "")
+                try:
+                    version = station_catalogue.save_catalogue(
+                        conn(), g.staff, site_id, device_id, station_catalogue.parse_catalogue(text), now())
+                except followup.Refused as exc:
+                    flash(str(exc))
+                else:
+                    on_command()
+                    flash(f"Catalogue {version} sent to {site_id}/{device_id}.")
+                    return redirect(url_for("catalogue", site_id=site_id, device_id=device_id))
+            current = station_catalogue.catalogue_of(conn(), g.staff, site_id, device_id)
+        except followup.NotFound:
+            abort(404)
+        if text is None:
+            text = json.dumps(current, ensure_ascii=False, indent=1) if current else "{}"
+        return render_template("catalogue.html", site_id=site_id, device_id=device_id, text=text)
+
+    @app.route("/notices", methods=["GET", "POST"])
+    def notices() -> object:
+        if request.method == "POST":
+            try:
+                updated, skipped = station_catalogue.publish_notice(
+                    conn(), g.staff, request.form.get("title", ""), request.form.get("body", ""), now())
+            except followup.Refused as exc:
+                flash(str(exc))
+            else:
+                on_command()
+                flash(f"Notice sent to {updated} station(s)."
+                      + (f" No catalogue here yet for: {', '.join(skipped)}." if skipped else ""))
+                return redirect(url_for("notices"))
+        return render_template("notices.html")
 
     return app

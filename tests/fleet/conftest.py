@@ -40,7 +40,8 @@ def pg(database_url: str) -> Iterator[psycopg.Connection]:
     """A connection to the session's database, its tables emptied first."""
     with fleet_db.connect(database_url) as conn:
         conn.execute("TRUNCATE devices, event_keys, events, gaps, rejected_messages, org_units, staff, bookings, "
-                     "help_requests, help_request_updates, outgoing_commands RESTART IDENTITY CASCADE")
+                     "help_requests, help_request_updates, outgoing_commands, station_catalogues "
+                     "RESTART IDENTITY CASCADE")
         conn.commit()
         yield conn
 

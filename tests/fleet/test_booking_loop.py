@@ -10,7 +10,8 @@ import pytest
 
 from edge.app import build_controller
 from edge.community import Resident
-from fleet.commands import CommandSender, queue_command
+from fleet.commands import CommandSender
+from fleet.console.catalogue import save_catalogue
 from fleet.console import accounts
 from fleet.console.app import create_app
 from simulators.cloud import load_catalogue
@@ -32,7 +33,7 @@ def test_a_booking_approved_in_the_console_reaches_the_kiosk(tmp_path, broker, f
         street = accounts.add_unit(pg, "南澳街道", "street", district)
         community = accounts.add_unit(pg, "南澳社区", "community", street)
         accounts.assign_station(pg, SITE, DEVICE, community)
-        accounts.add_staff(pg, "li", "李社工", PASSWORD, community)
+        staff_id = accounts.add_staff(pg, "li", "李社工", PASSWORD, community)
     start_worker(0)
     sender = CommandSender(fleet_settings, now=now).start()
     settings = edge_settings(tmp_path / "edge", broker)
@@ -41,14 +42,14 @@ def test_a_booking_approved_in_the_console_reaches_the_kiosk(tmp_path, broker, f
     controller.start()
     try:
         wait_until(controller.services["bridge"].connected.is_set, what="the kiosk online")
-        catalogue = {**load_catalogue(None, SITE), "version": "platform-1"}
-        with pg.transaction():  # the platform sends the catalogue through the same command queue
-            queue_command(pg, "catalogue.sync", catalogue, site_id=SITE, device_id=DEVICE,
-                          transaction_id="catalogue-1", now=now())
+        catalogue = load_catalogue(None, SITE)
+        # The platform's copy of the station's catalogue, sent as staff would from the console.
+        version = save_catalogue(pg, accounts.staff_by_id(pg, staff_id), SITE, DEVICE, catalogue, now())
+        pg.commit()  # the staff lookup opened the test connection's transaction
         sender.wake()
         venue = catalogue["venues"][0]["id"]
         bookings = controller.services["bookings"]
-        wait_until(lambda: controller.services["catalogue"].version() == "platform-1", what="catalogue synced")
+        wait_until(lambda: controller.services["catalogue"].version() == version, what="catalogue synced")
         wait_until(lambda: count(pg, "SELECT count(*) FROM events WHERE type = 'command.reply'") == 1,
                    what="the catalogue.sync reply ingested")
         day = (datetime.now(ZoneInfo(settings.site.timezone)) + timedelta(days=2)).date()

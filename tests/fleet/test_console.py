@@ -174,3 +174,34 @@ def test_working_a_request_stops_its_clock_and_queues_request_update(app, tree, 
     assert topic == "edge/v1/site-2/kiosk-01/cmd/request.update"
     assert payload["data"] == {"request_id": "rq-1", "status": "in_progress", "reply": "马上到", "staff": "staff C2"}
     contract.validate("cmd.request.update", payload)
+
+
+def test_a_street_notice_reaches_the_catalogues_of_its_stations_only(app, tree, pg) -> None:
+    from cloud_bridge import contract
+
+    example = json.loads((contract.EXAMPLES_DIR / "catalogue.json").read_text())
+    street, community = app.test_client(), app.test_client()
+    login(street, "s1")
+    login(community, "c1")
+    page = community.get("/stations/site-1/kiosk-01/catalogue").get_data(as_text=True)
+    bad = community.post("/stations/site-1/kiosk-01/catalogue",
+                         data={"catalogue": "{not json", "csrf_token": csrf(page)}, follow_redirects=True)
+    assert "not JSON" in bad.get_data(as_text=True)
+    community.post("/stations/site-1/kiosk-01/catalogue",
+                   data={"catalogue": json.dumps(example), "csrf_token": csrf(page)})
+    assert community.get("/stations/site-3/kiosk-01/catalogue").status_code == 404  # another street's
+
+    page = street.get("/notices").get_data(as_text=True)
+    done = street.post("/notices", data={"title": "停水通知", "body": "12月2日 9:00-12:00 停水。",
+                                         "csrf_token": csrf(page)}, follow_redirects=True)
+    text = done.get_data(as_text=True)
+    assert "Notice sent to 1 station(s)" in text and "site-2/kiosk-01" in text  # site-2 has no catalogue yet
+    pg.rollback()
+    commands = pg.execute("SELECT topic, payload FROM outgoing_commands ORDER BY id").fetchall()
+    assert [topic for topic, _ in commands] == ["edge/v1/site-1/kiosk-01/cmd/catalogue.sync"] * 2
+    latest = commands[-1][1]
+    contract.validate("cmd.catalogue.sync", latest)
+    assert latest["data"]["notices"][0]["title"]["zh"] == "停水通知"
+    assert latest["data"]["notices"][0]["office"]["zh"] == "南澳街道"
+    assert len(latest["data"]["notices"]) == len(example["notices"]) + 1
+    assert latest["data"]["version"] != commands[0][1]["data"]["version"]
