@@ -34,7 +34,7 @@ from fleet.messages import parse
 from fleet.mqtt import connect_properties, new_client
 from fleet.notify import Notifier
 from fleet.settings import FleetSettings, load_settings
-from fleet.store import BatchResult, IngestStore
+from fleet.store import BatchResult, IngestStore, Touched, merge_touched
 
 log = structlog.get_logger("fleet.ingest")
 
@@ -75,6 +75,13 @@ class IngestWorker:
         self._partitions_until: datetime | None = None
         self.subscribed = threading.Event()
         self.totals = BatchResult()
+        self._totals_lock = threading.Lock()
+        # Devices committed but not yet settled (max seq, watermark, gaps): the settler
+        # thread works them off in its own transactions, so row locks shared with other
+        # workers never hold up an acknowledgement.
+        self._touched: dict[tuple[str, str], Touched] = {}
+        self._touched_lock = threading.Lock()
+        self._touched_ready = threading.Event()
 
     # -- MQTT ------------------------------------------------------------------------------
     def _connect_mqtt(self) -> mqtt.Client:
@@ -107,6 +114,9 @@ class IngestWorker:
     # -- the batch loop ----------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         self._client = self._connect_mqtt()
+        settler_stop = threading.Event()
+        settler = threading.Thread(target=self._settle_loop, args=(settler_stop,), name="fleet-settler", daemon=True)
+        settler.start()
         next_maintenance = 0.0
         try:
             while not stop.is_set():
@@ -119,8 +129,43 @@ class IngestWorker:
         finally:
             self._leave()
             self._client.loop_stop()
+            settler_stop.set()
+            self._touched_ready.set()
+            settler.join(30)
             if self._conn is not None:
                 self._conn.close()
+
+    # -- settling: per-device max seq, watermark and gaps ---------------------------------------
+    def _settle_loop(self, done: threading.Event) -> None:
+        conn: psycopg.Connection | None = None
+        while True:
+            self._touched_ready.wait(0.5)
+            self._touched_ready.clear()
+            with self._touched_lock:
+                touched, self._touched = self._touched, {}
+            if touched:
+                try:
+                    conn = conn if conn is not None and not conn.closed else fleet_db.connect(self._settings.database_url)
+                    result = self._store.settle(conn, touched)
+                    with self._totals_lock:
+                        self.totals.gaps_opened += result.gaps_opened
+                        self.totals.gaps_closed += result.gaps_closed
+                except psycopg.Error as exc:
+                    log.warning("settle_failed", error=f"{type(exc).__name__}: {exc}", devices=len(touched))
+                    with self._touched_lock:
+                        merge_touched(self._touched, touched)
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+                    if done.wait(DB_RETRY_S):
+                        break
+                    continue
+            if done.is_set():
+                with self._touched_lock:
+                    if not self._touched:
+                        break
+        if conn is not None:
+            conn.close()
 
     def _leave(self) -> None:
         """A stop, not a crash: leave the share group, store and acknowledge what already
@@ -172,7 +217,7 @@ class IngestWorker:
         tries = 0
         while True:
             try:
-                result = self._store.write_batch(self._db(), items)
+                result = self._store.write_batch(self._db(), items, settle=False)
                 break
             except psycopg.Error as exc:  # database away, deadlock, missing partition: retry, never ack
                 log.warning("batch_not_committed", error=f"{type(exc).__name__}: {exc}", size=len(batch))
@@ -187,11 +232,16 @@ class IngestWorker:
             if received.qos > 0 and received.generation == self._generation:
                 self._client.ack(received.mid, received.qos)
         self._count(result)
+        if result.touched:
+            with self._touched_lock:
+                merge_touched(self._touched, result.touched)
+            self._touched_ready.set()
         return True
 
     def _count(self, result: BatchResult) -> None:
-        for name in ("stored", "duplicates", "rejected", "snapshots", "gaps_opened", "gaps_closed", "notified"):
-            setattr(self.totals, name, getattr(self.totals, name) + getattr(result, name))
+        with self._totals_lock:
+            for name in ("stored", "duplicates", "rejected", "snapshots", "notified"):
+                setattr(self.totals, name, getattr(self.totals, name) + getattr(result, name))
 
     # -- maintenance: partitions ahead, replay requests ------------------------------------------
     def _maintain(self) -> None:

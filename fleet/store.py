@@ -37,13 +37,13 @@ FROM unnest(%(sites)s::text[], %(devices)s::text[], %(seqs)s::bigint[], %(ids)s:
 """
 _UPSERT_DEVICES = """
 INSERT INTO devices AS dv (site_id, device_id, max_seq, last_event_ts, last_received_at)
-SELECT s, d, max(q), max(t), %(at)s FROM unnest(%(sites)s::text[], %(devices)s::text[],
-                                                %(seqs)s::bigint[], %(tss)s::timestamptz[]) AS x(s, d, q, t)
-GROUP BY s, d ORDER BY s, d
+SELECT s, d, q, t, a FROM unnest(%(sites)s::text[], %(devices)s::text[], %(seqs)s::bigint[],
+                                 %(tss)s::timestamptz[], %(ats)s::timestamptz[]) AS x(s, d, q, t, a)
+ORDER BY s, d
 ON CONFLICT (site_id, device_id) DO UPDATE SET
     max_seq = GREATEST(dv.max_seq, EXCLUDED.max_seq),
     last_event_ts = GREATEST(dv.last_event_ts, EXCLUDED.last_event_ts),
-    last_received_at = EXCLUDED.last_received_at
+    last_received_at = GREATEST(dv.last_received_at, EXCLUDED.last_received_at)
 """
 # The run of stored seqs that starts just above the watermark ends at the first stored seq
 # without a successor: that is the new watermark.
@@ -82,6 +82,24 @@ class BatchResult:
     gaps_closed: int = 0
     notified: int = 0
     stored_ids: list[str] = field(default_factory=list)
+    touched: dict[tuple[str, str], "Touched"] = field(default_factory=dict)  # devices to settle
+
+
+@dataclass(frozen=True)
+class Touched:
+    """What a batch brought for one device: its highest seq, newest event time, arrival."""
+    max_seq: int
+    last_ts: datetime
+    received_at: datetime
+
+    def merge(self, other: "Touched") -> "Touched":
+        return Touched(max(self.max_seq, other.max_seq), max(self.last_ts, other.last_ts),
+                       max(self.received_at, other.received_at))
+
+
+def merge_touched(into: dict[tuple[str, str], Touched], more: dict[tuple[str, str], Touched]) -> None:
+    for key, value in more.items():
+        into[key] = into[key].merge(value) if key in into else value
 
 
 class IngestStore:
@@ -91,8 +109,14 @@ class IngestStore:
         self._notifier = notifier
         self._now = now
 
-    def write_batch(self, conn: psycopg.Connection, items: Iterable[Event | Snapshot | Rejected]) -> BatchResult:
-        """Store one batch in one transaction (the caller acknowledges after this returns)."""
+    def write_batch(self, conn: psycopg.Connection, items: Iterable[Event | Snapshot | Rejected], *,
+                    settle: bool = True) -> BatchResult:
+        """Store one batch in one transaction (the caller acknowledges after this returns).
+
+        The per-device bookkeeping (max seq, watermark, gaps) locks the devices' rows; with
+        `settle=False` it is left to the caller (`settle(result.touched)`, later, in its own
+        transaction), so that workers sharing devices do not queue behind each other's locks
+        on the path to the acknowledgement (ADR 0160)."""
         events = [i for i in items if isinstance(i, Event)]
         snapshots = [i for i in items if isinstance(i, Snapshot)]
         rejected = [i for i in items if isinstance(i, Rejected)]
@@ -105,6 +129,28 @@ class IngestStore:
                 self._write_events(conn, events, at, result)
             for snapshot in snapshots:
                 self._write_snapshot(conn, snapshot)
+        if settle and result.touched:
+            self.settle(conn, result.touched, result)
+        return result
+
+    def settle(self, conn: psycopg.Connection, touched: dict[tuple[str, str], Touched],
+               result: BatchResult | None = None) -> BatchResult:
+        """Devices' max seq and arrival times, watermarks and gaps, in one transaction that
+        locks the devices' rows in one order (no deadlock between workers)."""
+        result = result if result is not None else BatchResult()
+        devices = sorted(touched)
+        at = self._now()
+        keys = {"sites": [s for s, _ in devices], "devices": [d for _, d in devices], "at": at}
+        with conn.transaction():
+            conn.execute(_UPSERT_DEVICES, {**keys, "seqs": [touched[k].max_seq for k in devices],
+                                           "tss": [touched[k].last_ts for k in devices],
+                                           "ats": [touched[k].received_at for k in devices]})
+            conn.execute(_ADVANCE_WATERMARKS, keys)
+            result.gaps_closed += conn.execute(_CLOSE_GAPS_BELOW, keys).rowcount
+            for site_id, device_id, watermark in conn.execute(_HOLED_DEVICES, keys).fetchall():
+                opened, closed = _reconcile_gaps(conn, site_id, device_id, watermark, at)
+                result.gaps_opened += opened
+                result.gaps_closed += closed
         return result
 
     # -- events --------------------------------------------------------------------------
@@ -123,15 +169,8 @@ class IngestStore:
         if not fresh:
             return
         conn.execute(_INSERT_EVENTS, {**_columns(fresh), "at": at})
-        conn.execute(_UPSERT_DEVICES, {**_columns(fresh), "at": at})
-        devices = sorted({(e.site_id, e.device_id) for e in fresh})
-        keys = {"sites": [s for s, _ in devices], "devices": [d for _, d in devices], "at": at}
-        conn.execute(_ADVANCE_WATERMARKS, keys)
-        result.gaps_closed += conn.execute(_CLOSE_GAPS_BELOW, keys).rowcount
-        for site_id, device_id, watermark in conn.execute(_HOLED_DEVICES, keys).fetchall():
-            opened, closed = _reconcile_gaps(conn, site_id, device_id, watermark, at)
-            result.gaps_opened += opened
-            result.gaps_closed += closed
+        for event in fresh:
+            merge_touched(result.touched, {(event.site_id, event.device_id): Touched(event.seq, event.ts, at)})
         for event in fresh:
             if event.type in SEALED_EVENT_TYPES and "secret" in event.data:
                 result.notified += self._open_and_notify(event)
