@@ -43,6 +43,7 @@ log = structlog.get_logger("fleet.ingest")
 SUBSCRIBED_TOPICS = ("edge/v1/+/+/evt/#", "edge/v1/+/+/reply/#", "edge/v1/+/+/status",
                      "edge/v1/+/+/state/compartments")
 DB_RETRY_S = 1.0
+MAX_WORKERS = 64  # the CLI's limit; sessions of higher indexes are retired at start
 
 
 def utc_now() -> datetime:
@@ -74,6 +75,9 @@ class IngestWorker:
         self._conn: psycopg.Connection | None = None
         self._partitions_until: datetime | None = None
         self.subscribed = threading.Event()
+        self._connected = threading.Event()
+        self._session_present = False
+        self._retiring = False
         self.totals = BatchResult()
         self._totals_lock = threading.Lock()
         # Devices committed but not yet settled (max seq, watermark, gaps): the settler
@@ -103,6 +107,10 @@ class IngestWorker:
             log.error("mqtt_refused", reason=str(reason_code))
             return
         self._generation += 1
+        self._session_present = bool(flags.session_present)
+        self._connected.set()
+        if self._retiring:
+            return  # retire(): the session's own subscriptions deliver what it holds
         group = self._settings.mqtt.share_group
         client.subscribe([(f"$share/{group}/{topic}", SubscribeOptions(qos=1)) for topic in SUBSCRIBED_TOPICS])
         self.subscribed.set()
@@ -167,15 +175,41 @@ class IngestWorker:
         if conn is not None:
             conn.close()
 
-    def _leave(self) -> None:
-        """A stop, not a crash: leave the share group, store and acknowledge what already
-        arrived, then end the session. A broker keeps dealing a group's messages to a
-        member's offline session, so a worker that scaled down would otherwise strand them.
-        If something could not be committed, the session stays for the next worker to
-        start under this id."""
+    def retire(self, timeout_s: float = 30) -> bool:
+        """End this index's session for good (the workers were scaled down): a broker keeps
+        dealing a share group's messages to a member's offline session, so they would be
+        stranded there. Take what the session holds, store and acknowledge it, leave the
+        group, end the session. Returns whether a session was there."""
+        self._retiring = True
+        self._client = self._connect_mqtt()
+        try:
+            if not self._connected.wait(timeout_s):
+                raise ConnectionError(f"{self.client_id}: the broker did not answer")
+            if self._session_present:
+                self.subscribed.set()  # the session's subscriptions: leave them below
+            self._leave(end_session=True)
+            if self._touched:
+                self._store.settle(self._db(), self._touched)
+        finally:
+            self._client.loop_stop()
+            if self._conn is not None:
+                self._conn.close()
+        if self._session_present:
+            log.info("ingest_session_retired", client_id=self.client_id, stored=self.totals.stored)
+        return self._session_present
+
+    def _leave(self, end_session: bool = False) -> None:
+        """Disconnect. A stop or restart keeps the session (messages queue there until the
+        worker with this index is back); `end_session` (retire) first leaves the share group,
+        stores and acknowledges what already arrived, then ends the session. If something
+        could not be committed, the session stays for the next worker under this id."""
         client = self._client
-        if not self.subscribed.is_set():
-            client.disconnect()
+        if not end_session or not self.subscribed.is_set():
+            properties = None
+            if end_session:
+                properties = Properties(PacketTypes.DISCONNECT)
+                properties.SessionExpiryInterval = 0
+            client.disconnect(properties=properties)
             return
         left = threading.Event()
         client.on_unsubscribe = lambda *_a: left.set()
@@ -313,6 +347,9 @@ def supervise(config_file: Path | None, workers: int, stop: threading.Event) -> 
         processes[index] = process
         log.info("worker_started", index=index, pid=process.pid)
 
+    settings = load_settings(config_file)
+    for index in range(workers, MAX_WORKERS):  # sessions left by a run with more workers
+        IngestWorker(settings, index).retire()
     for index in range(workers):
         start(index)
     while not stop.wait(0.5):

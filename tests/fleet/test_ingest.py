@@ -77,7 +77,7 @@ class CommitsButNeverAcks(IngestWorker):
         self.committed = getattr(self, "committed", 0) + len(batch)
         return True
 
-    def _leave(self) -> None:  # gone without a word: the session and its messages stay
+    def _leave(self, end_session: bool = False) -> None:  # gone without a word: the session stays
         self._client.disconnect()
 
 
@@ -117,16 +117,22 @@ def test_a_withheld_seq_is_replayed_by_the_station_and_the_gap_closes(
     assert count(pg, "SELECT count(*) FROM gaps WHERE replay_count >= 1") == count(pg, "SELECT count(*) FROM gaps")
 
 
-def test_a_worker_stopped_for_good_strands_nothing_in_its_session(
+def test_a_stopped_worker_keeps_its_session_and_retiring_it_strands_nothing(
         fleet_settings, pg: psycopg.Connection, start_worker) -> None:
-    stays = start_worker(0)
+    start_worker(0)
     leaves = start_worker(1)
     links = connect_fleet(fleet_settings.mqtt, make_stations(20), 2, name="scale-down")
     burst(links, 5)
-    leaves.stop()  # scaled down: leaves the share group and ends its session
-    burst(links, 5)  # every one of these must reach the worker that stays
+    wait_until(lambda: count(pg, "SELECT count(*) FROM events") == 100, what="the first 100 stored")
+    leaves.stop()  # a stop (or a restart) keeps the session: the broker queues its share there
+    burst(links, 5)
+    wait_until(lambda: count(pg, "SELECT count(*) FROM events") >= 150, what="the live worker's share")
+    assert count(pg, "SELECT count(*) FROM events") < 200  # part waits in the stopped session
+    retired = IngestWorker(fleet_settings, 1)  # scaled down to one worker: `fleet ingest` does this
+    assert retired.retire() is True
+    assert retired.totals.stored > 0
     wait_until(lambda: count(pg, "SELECT count(*) FROM events") == 200, what="all 200 stored")
+    assert IngestWorker(fleet_settings, 1).retire() is False  # the session is gone
     for link in links:
         link.stop()
-    assert stays.worker.totals.stored >= 100
     assert count(pg, "SELECT count(*) FROM devices WHERE watermark = 10") == 20
