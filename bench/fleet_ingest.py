@@ -11,6 +11,7 @@ dropped at the end. Prints:
   from the burst's start until every event is committed, and as a share of the raw rate;
 - kill -9 of a worker mid-burst: events stored, distinct message_ids, expected (nothing
   lost, nothing twice);
+- the platform away during a burst: drain time once back, then one event's ingest lag;
 - a forced gap (seqs withheld by the stations): detected, replayed on `outbox.replay`,
   closed, and how long that took.
 Each phase is a new burst: every station publishes `--events` new events, interleaved.
@@ -177,6 +178,25 @@ def main() -> None:
         expected = 4 * burst_size
         print(f"kill -9 mid-burst: stored {events}, distinct message_ids {distinct}, expected {expected} -> "
               f"{'nothing lost, nothing twice' if events == distinct == expected else 'MISMATCH'}")
+
+        # The platform away while stations publish: its sessions queue the events; once back,
+        # the backlog drains and a fresh event's ingest lag is measured.
+        before = stored()
+        burst(links, events_n)  # no worker running; the 2 sessions of the last phase hold them
+        start = time.monotonic()
+        ingest = Ingest(2, env)
+        timed_until(lambda: stored() >= before + burst_size, 900)
+        drained = time.monotonic() - start
+        probe = links[0].stations[next(iter(links[0].stations))]
+        sent_at = time.monotonic()
+        links[0].publish(probe.next_event("door.opened", {"compartment": 1})).wait_for_publish(30)
+        timed_until(lambda: pg.execute("SELECT EXISTS (SELECT 1 FROM event_keys WHERE site_id = %s AND "
+                                       "device_id = %s AND seq = %s)",
+                                       (probe.site_id, probe.device_id, probe.seq)).fetchone()[0], 120)
+        lag = time.monotonic() - sent_at
+        ingest.stop()
+        print(f"platform away during a burst: {burst_size} queued events drained in {drained:.1f} s "
+              f"after the workers came back; then a new event stored {lag:.2f} s after it was sent")
 
         # A forced gap: stations withhold seqs; the workers ask for them; the gap closes.
         ingest = Ingest(2, env)
