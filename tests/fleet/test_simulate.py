@@ -21,5 +21,6 @@ def test_fleet_simulate_with_outages_and_duplicates_is_stored_exactly_once(fleet
     assert "stations 60  events 600" in result.stdout
     wait_until(lambda: count(pg, "SELECT count(*) FROM events") == 600, what="600 events stored")
     assert count(pg, "SELECT count(DISTINCT message_id) FROM events") == 600
-    assert count(pg, "SELECT count(*) FROM devices WHERE watermark = 10") == 60
+    wait_until(lambda: count(pg, "SELECT count(*) FROM devices WHERE watermark = 10") == 60,
+               what="every watermark at 10")
     wait_until(lambda: count(pg, "SELECT count(*) FROM devices WHERE online") == 60, what="all back online")
