@@ -349,7 +349,11 @@ def supervise(config_file: Path | None, workers: int, stop: threading.Event) -> 
 
     settings = load_settings(config_file)
     for index in range(workers, MAX_WORKERS):  # sessions left by a run with more workers
-        IngestWorker(settings, index).retire()
+        try:
+            IngestWorker(settings, index).retire()
+        except (ConnectionError, OSError) as exc:  # the broker is away: the next start retires them
+            log.warning("retire_skipped", index=index, error=str(exc))
+            break
     for index in range(workers):
         start(index)
     while not stop.wait(0.5):
