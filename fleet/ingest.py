@@ -43,6 +43,7 @@ log = structlog.get_logger("fleet.ingest")
 SUBSCRIBED_TOPICS = ("edge/v1/+/+/evt/#", "edge/v1/+/+/reply/#", "edge/v1/+/+/status",
                      "edge/v1/+/+/state/compartments")
 DB_RETRY_S = 1.0
+STALE_SWEEP_EVERY_S = 30.0  # recovery of bookkeeping a dead worker left undone
 MAX_WORKERS = 64  # the CLI's limit; sessions of higher indexes are retired at start
 
 
@@ -86,6 +87,7 @@ class IngestWorker:
         self._touched: dict[tuple[str, str], Touched] = {}
         self._touched_lock = threading.Lock()
         self._touched_ready = threading.Event()
+        self._next_sweep = 0.0
 
     # -- MQTT ------------------------------------------------------------------------------
     def _connect_mqtt(self) -> mqtt.Client:
@@ -285,6 +287,9 @@ class IngestWorker:
             if self._partitions_until is None or now >= self._partitions_until:
                 fleet_db.ensure_partitions(conn, now, months_ahead=1)
                 self._partitions_until = fleet_db.month_start(now, 1)
+            if time.monotonic() >= self._next_sweep:  # at start, then now and then
+                self._store.settle_stale(conn)
+                self._next_sweep = time.monotonic() + STALE_SWEEP_EVERY_S
             self._request_replays(conn, now)
         except psycopg.Error as exc:
             log.warning("maintenance_failed", error=f"{type(exc).__name__}: {exc}")

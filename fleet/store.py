@@ -35,6 +35,25 @@ SELECT s, d, q, m, ty, t, da, %(at)s
 FROM unnest(%(sites)s::text[], %(devices)s::text[], %(seqs)s::bigint[], %(ids)s::uuid[],
             %(types)s::text[], %(tss)s::timestamptz[], %(datas)s::jsonb[]) AS x(s, d, q, m, ty, t, da)
 """
+_NEW_DEVICES = """
+INSERT INTO devices (site_id, device_id)
+SELECT DISTINCT s, d FROM unnest(%(sites)s::text[], %(devices)s::text[]) AS x(s, d) ORDER BY s, d
+ON CONFLICT (site_id, device_id) DO NOTHING
+"""
+# Devices whose bookkeeping is behind their stored keys: a worker died between commit and
+# settle, or a hole is still open.
+_STALE_DEVICES = """
+SELECT dv.site_id, dv.device_id, top.seq FROM devices dv
+CROSS JOIN LATERAL (SELECT k.seq FROM event_keys k WHERE k.site_id = dv.site_id AND k.device_id = dv.device_id
+                    ORDER BY k.seq DESC LIMIT 1) AS top
+WHERE top.seq > dv.max_seq OR dv.max_seq > dv.watermark
+ORDER BY dv.site_id, dv.device_id LIMIT %(limit)s
+"""
+_RAISE_MAX_SEQ = """
+UPDATE devices dv SET max_seq = GREATEST(dv.max_seq, t.q)
+FROM unnest(%(sites)s::text[], %(devices)s::text[], %(seqs)s::bigint[]) AS t(s, d, q)
+WHERE dv.site_id = t.s AND dv.device_id = t.d
+"""
 _UPSERT_DEVICES = """
 INSERT INTO devices AS dv (site_id, device_id, max_seq, last_event_ts, last_received_at)
 SELECT s, d, q, t, a FROM unnest(%(sites)s::text[], %(devices)s::text[], %(seqs)s::bigint[],
@@ -145,12 +164,24 @@ class IngestStore:
             conn.execute(_UPSERT_DEVICES, {**keys, "seqs": [touched[k].max_seq for k in devices],
                                            "tss": [touched[k].last_ts for k in devices],
                                            "ats": [touched[k].received_at for k in devices]})
-            conn.execute(_ADVANCE_WATERMARKS, keys)
-            result.gaps_closed += conn.execute(_CLOSE_GAPS_BELOW, keys).rowcount
-            for site_id, device_id, watermark in conn.execute(_HOLED_DEVICES, keys).fetchall():
-                opened, closed = _reconcile_gaps(conn, site_id, device_id, watermark, at)
-                result.gaps_opened += opened
-                result.gaps_closed += closed
+            _watermarks_and_gaps(conn, keys, at, result)
+        return result
+
+    def settle_stale(self, conn: psycopg.Connection, limit: int = 1000) -> BatchResult:
+        """Recovery: settle devices whose bookkeeping lags their stored keys (a worker died
+        between commit and settle). Run at start and now and then by each worker."""
+        result = BatchResult()
+        with conn.transaction():
+            rows = conn.execute(_STALE_DEVICES, {"limit": limit}).fetchall()
+        if not rows:
+            return result
+        keys = {"sites": [r[0] for r in rows], "devices": [r[1] for r in rows], "at": self._now()}
+        with conn.transaction():
+            conn.execute("SELECT 1 FROM devices dv JOIN unnest(%(sites)s::text[], %(devices)s::text[]) AS t(s, d) "
+                         "ON dv.site_id = t.s AND dv.device_id = t.d ORDER BY dv.site_id, dv.device_id "
+                         "FOR UPDATE OF dv", keys)
+            conn.execute(_RAISE_MAX_SEQ, {**keys, "seqs": [r[2] for r in rows]})
+            _watermarks_and_gaps(conn, keys, keys["at"], result)
         return result
 
     # -- events --------------------------------------------------------------------------
@@ -169,6 +200,9 @@ class IngestStore:
         if not fresh:
             return
         conn.execute(_INSERT_EVENTS, {**_columns(fresh), "at": at})
+        # A row for a new device now (DO NOTHING locks no existing row), so that recovery
+        # (`settle_stale`) finds it even if the worker dies before settling.
+        conn.execute(_NEW_DEVICES, _columns(fresh))
         for event in fresh:
             merge_touched(result.touched, {(event.site_id, event.device_id): Touched(event.seq, event.ts, at)})
         for event in fresh:
@@ -240,6 +274,15 @@ def project(conn: psycopg.Connection, event: Event) -> None:
             "INSERT INTO help_requests (site_id, device_id, request_id, data, submitted_at) "
             "VALUES (%s, %s, %s, %s::jsonb, %s) ON CONFLICT DO NOTHING",
             (event.site_id, event.device_id, str(data["request_id"]), event.body, event.ts))
+
+
+def _watermarks_and_gaps(conn: psycopg.Connection, keys: dict, at: datetime, result: BatchResult) -> None:
+    conn.execute(_ADVANCE_WATERMARKS, keys)
+    result.gaps_closed += conn.execute(_CLOSE_GAPS_BELOW, keys).rowcount
+    for site_id, device_id, watermark in conn.execute(_HOLED_DEVICES, keys).fetchall():
+        opened, closed = _reconcile_gaps(conn, site_id, device_id, watermark, at)
+        result.gaps_opened += opened
+        result.gaps_closed += closed
 
 
 def _columns(events: list[Event]) -> dict[str, list]:

@@ -102,3 +102,13 @@ def test_events_land_in_monthly_partitions_created_ahead(pg: psycopg.Connection)
     assert pg.execute("SELECT count(*) FROM events_203201").fetchone()[0] == 1
     kind = pg.execute("SELECT relkind FROM pg_class WHERE relname = 'events'").fetchone()[0]
     assert kind == "p"  # declaratively partitioned
+
+
+def test_bookkeeping_a_dead_worker_left_undone_is_recovered(pg: psycopg.Connection) -> None:
+    writer = store()
+    writer.write_batch(pg, [parse(*envelope(s)) for s in (1, 2, 4)], settle=False)  # died before settling
+    assert device_row(pg) == (0, 0)  # the device has a row, its bookkeeping is behind
+    recovered = writer.settle_stale(pg)
+    assert device_row(pg) == (2, 4) and recovered.gaps_opened == 1
+    assert pg.execute("SELECT from_seq, to_seq FROM gaps").fetchall() == [(3, 3)]
+    assert writer.settle_stale(pg).gaps_opened == 0  # nothing new: the open gap is already known

@@ -58,6 +58,8 @@ def test_kill_9_of_a_worker_mid_burst_loses_nothing_and_stores_nothing_twice(
         wait_until(lambda: len(fleet.matches(r"worker_died")) == 1, what="the supervisor saw it die")
         wait_until(lambda: count(pg, "SELECT count(*) FROM events") >= 4000, timeout=120, what="every event stored")
         wait_until(lambda: len(fleet.matches(r"ingest_connected")) >= 3, what="the worker came back")
+        wait_until(lambda: count(pg, "SELECT count(*) FROM devices WHERE watermark = 40") == 100,
+                   what="every watermark at 40")
         for link in links:
             link.stop()
     finally:
@@ -65,4 +67,3 @@ def test_kill_9_of_a_worker_mid_burst_loses_nothing_and_stores_nothing_twice(
     assert fleet.process.returncode == 0
     assert count(pg, "SELECT count(*) FROM events") == 4000
     assert count(pg, "SELECT count(DISTINCT message_id) FROM events") == 4000
-    assert count(pg, "SELECT count(*) FROM devices WHERE watermark = 40") == 100
