@@ -224,8 +224,15 @@ class IngestStore:
                         site_id=event.site_id, device_id=event.device_id, reason=str(exc))
             return 0
         data = {k: v for k, v in event.data.items() if k != "secret"}
-        self._notifier.notify(Notification(event.type, event.site_id, event.device_id,
-                                           event.message_id, data, secret))
+        try:
+            self._notifier.notify(Notification(event.type, event.site_id, event.device_id,
+                                               event.message_id, data, secret))
+        except Exception as exc:  # noqa: BLE001 - an SMS provider's outage must not stop ingest
+            # The event is stored with its sealed secret, so the text can be sent again
+            # from it; the log names the message, never the secret.
+            log.error("notify_failed", type=event.type, message_id=event.message_id,
+                      site_id=event.site_id, device_id=event.device_id, error=type(exc).__name__)
+            return 0
         return 1
 
     # -- snapshots and rejects -------------------------------------------------------------

@@ -75,3 +75,27 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path) -> None:
     assert settings.mqtt.host == "127.0.0.2" and settings.mqtt.username == "ingest"
     assert settings.database_url.endswith(":5433/fleet")
     assert settings.private_key_bytes() == private
+
+
+def test_a_failing_notifier_does_not_stop_ingest(pg, keys) -> None:
+    import json
+
+    from fleet.messages import parse
+    from fleet.store import IngestStore
+    from tests.fleet.test_store import NOW
+
+    class ProviderDown:
+        def notify(self, notification: Notification) -> None:
+            raise TimeoutError("sms gateway unreachable")
+
+    private, public = keys
+    message_id = str(uuid.uuid4())
+    body = {"message_id": message_id, "seq": 1, "type": "parcel.deposited", "ts": "2026-11-30T00:00:00Z",
+            "site_id": "s1", "device_id": "k1",
+            "data": {"compartment": 1, "parcel_id": "p-1", "secret": seal(public, message_id, {"pickup_code": "1234"})}}
+    with capture_logs() as logs:
+        result = IngestStore(private_key=private, notifier=ProviderDown(), now=lambda: NOW).write_batch(
+            pg, [parse("edge/v1/s1/k1/evt/parcel.deposited", json.dumps(body).encode())])
+    assert (result.stored, result.notified) == (1, 0)
+    assert any(entry["event"] == "notify_failed" and entry["message_id"] == message_id for entry in logs)
+    assert "1234" not in repr(logs)
