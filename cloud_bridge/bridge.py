@@ -378,11 +378,25 @@ class Bridge:
         with self._db.write() as session:
             deleted = outbox.prune(session, keep_published=self._budget.published_tail_rows,
                                    telemetry_max_age=timedelta(seconds=self._budget.telemetry_max_age_s),
-                                   clock=self._clock)
+                                   clock=self._clock, published_before=self._clock.now()
+                                   - timedelta(days=self._budget.keep_published_days))
             session.execute(delete(ProcessedCommand).where(
                 ProcessedCommand.received_at < self._clock.now() - PROCESSED_COMMANDS_KEPT))
         if deleted:
             log.info("outbox_pruned", published_rows=deleted)
+
+    def publish_again(self, rows: list[Any]) -> int:
+        """Publish rows already published, as they were (same message_id and seq), for
+        `outbox.replay`. Not tracked in the window: if one is lost, the platform asks again.
+        Rows are (seq, message_id, type, ts, data, route topic, correlation data, priority)."""
+        client = self._client
+        if client is None:
+            raise ConnectionError("not connected to the broker")
+        for row in rows:
+            topic, payload, properties = self._encode(row)
+            client.publish(topic, payload, qos=1, properties=properties)
+        self._wake.set()
+        return len(rows)
 
     def _status(self, online: bool) -> str:
         data: dict[str, Any] = {"online": online, "version": self._version, "started_at": self._started_at}

@@ -320,6 +320,9 @@ def _build_bridge(controller: Controller) -> None:
                     compartments=locker.snapshot if locker is not None else None)
     if locker is not None:
         locker.subscribe(bridge.compartments_changed)
+    from cloud_bridge.replay import OutboxReplay
+
+    router.register("outbox.replay", OutboxReplay(db, bridge))
     services.bridge = bridge
     controller.components.append(bridge)
 

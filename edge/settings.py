@@ -270,6 +270,9 @@ class OutboxSettings(_Section):
     max_pending_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024)
     telemetry_max_age_s: float = Field(7 * 24 * 3600, gt=0)
     published_tail_rows: int = Field(1000, ge=0)  # published rows kept for diagnostics
+    # Published rows are also kept this long, so the platform can ask for a range again
+    # (`outbox.replay`) when a gap persists on its side (ADR 0161).
+    keep_published_days: float = Field(7, ge=0)
 
 
 class GpioSettings(_Section):

@@ -327,9 +327,10 @@ def mark_published(session: Session, seqs: list[int], at: datetime) -> None:
 
 
 def prune(session: Session, *, keep_published: int, telemetry_max_age: timedelta,
-          clock: Clock = _system_clock) -> int:
-    """Delete published rows beyond the diagnostic tail, and telemetry that is too old to
-    be worth sending. Returns the number of published rows deleted."""
+          clock: Clock = _system_clock, published_before: datetime | None = None) -> int:
+    """Delete published rows beyond the diagnostic tail (and, with `published_before`, only
+    those published before it: kept for replay), and telemetry that is too old to be worth
+    sending. Returns the number of published rows deleted."""
     drop_telemetry(session, older_than=clock.now() - telemetry_max_age, reason="age", clock=clock)
     cutoff = session.scalar(
         select(OutboxEvent.seq).where(OutboxEvent.published_at.is_not(None))
@@ -337,8 +338,9 @@ def prune(session: Session, *, keep_published: int, telemetry_max_age: timedelta
     )
     if cutoff is None:
         return 0
+    old_enough = [OutboxEvent.published_at < published_before] if published_before is not None else []
     result = session.execute(delete(OutboxEvent).where(OutboxEvent.published_at.is_not(None),
-                                                       OutboxEvent.seq <= cutoff))
+                                                       OutboxEvent.seq <= cutoff, *old_enough))
     return result.rowcount or 0
 
 

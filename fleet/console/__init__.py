@@ -1,0 +1,1 @@
+"""The staff console: three-level accounts, bookings to approve, help requests to follow up."""
