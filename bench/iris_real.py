@@ -20,6 +20,7 @@ from edge.identity.iris import (
     MIN_ENROL_CAPTURES,
     NEAR_MISS_THRESHOLD,
     Extraction,
+    QualityLimits,
     IrisTemplate,
     enrol_templates,
     extract,
@@ -91,6 +92,7 @@ def run_dataset(root: Path, layout: str, scale: float | None) -> None:
     print(f"dataset: {root.name} ({layout}), {len(eyes)} eyes, "
           f"{sum(map(len, eyes.values()))} captures; frames scaled x{scale:g} to the kiosk "
           f"camera's width (a development set, not a certification)")
+    print_gate_figures(eyes, scale)
     results = extract_all(eyes, scale, run)
     for eye, captures in eyes.items():
         for capture in enrol_eye(captures, results, run):
@@ -122,6 +124,41 @@ def run_dataset(root: Path, layout: str, scale: float | None) -> None:
     print_histogram(genuine, impostor)
     print_error_rates(genuine, impostor)
     identification(run)
+    budget_report(run, genuine)
+
+
+OPEN_GATES = QualityLimits(min_iris_radius=0, max_iris_radius=1e9, max_centre_offset=1.0,
+                           edge_margin=-1e9, min_sharpness=0, min_usable=0,
+                           min_pupil_roundness=0, min_limbus_jump=-1e9,
+                           min_sclera_contrast=-1e9, max_iris_brightness=1e9,
+                           max_reflection=1e9)
+GATE_FIGURES = ["pupil_roundness", "iris_r", "sharpness", "limbus_jump", "sclera_contrast",
+                "iris_brightness", "reflection", "usable"]
+
+
+def print_gate_figures(eyes: dict[str, list[Capture]], scale: float) -> None:
+    """What each quality gate measures, on every capture with every gate open: the
+    distribution a gate's threshold is chosen from (ADR 0140)."""
+    figures: dict[str, list[float]] = {name: [] for name in GATE_FIGURES}
+    for captures in eyes.values():
+        for capture in captures:
+            metrics = extract(capture.frame(scale), OPEN_GATES).quality.metrics
+            for name in GATE_FIGURES:
+                if name in metrics:
+                    figures[name].append(metrics[name])
+    limits = QualityLimits()
+    print("gate figures with every gate open (p1 p5 p50 p95 p99 | shipped limit):")
+    for name, values in figures.items():
+        if not values:
+            continue
+        p = np.percentile(values, [1, 5, 50, 95, 99])
+        limit = {"pupil_roundness": limits.min_pupil_roundness, "iris_r": limits.min_iris_radius,
+                 "sharpness": limits.min_sharpness, "limbus_jump": limits.min_limbus_jump,
+                 "sclera_contrast": limits.min_sclera_contrast,
+                 "iris_brightness": limits.max_iris_brightness,
+                 "reflection": limits.max_reflection, "usable": limits.min_usable}[name]
+        print(f"  {name:>16} n={len(values):4d}: " + " ".join(f"{v:8.3f}" for v in p)
+              + f" | {limit:g}")
 
 
 def probe_distances(run: RealRun) -> tuple[np.ndarray, np.ndarray]:
@@ -148,6 +185,28 @@ def capture_pair_distances(run: RealRun) -> tuple[np.ndarray, np.ndarray]:
                 continue
             (genuine if items[j][0] == eye else impostor).append(distance)
     return np.array(genuine), np.array(impostor)
+
+
+def budget_report(run: RealRun, genuine: np.ndarray) -> None:
+    """Impostor capture pairs at one alignment and at the best shift, for ADR 0141's fit."""
+    from bench.iris_budget import report
+
+    eye_names = sorted(run.good)
+    items = [(k, t) for k, eye in enumerate(eye_names) for t in run.good[eye]]
+    single_gallery, best_gallery = IrisGallery(max_shift=0), IrisGallery()
+    for gallery in (single_gallery, best_gallery):
+        gallery.add_many((f"{i}", t) for i, (_, t) in enumerate(items))
+    single, best, pairs = [], [], []
+    for i, (eye, probe) in enumerate(items):
+        one = single_gallery.distances(probe)
+        for key, distance in best_gallery.distances(probe).items():
+            j = int(key)
+            if j > i and items[j][0] != eye:
+                single.append(one[key])
+                best.append(distance)
+                pairs.append((eye, items[j][0]))
+    report(np.array(single), np.array(best), np.array(pairs), len(eye_names), genuine,
+           np.random.default_rng(20261130))
 
 
 def d_prime(genuine: np.ndarray, impostor: np.ndarray) -> float:

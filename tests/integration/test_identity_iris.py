@@ -101,7 +101,7 @@ def test_a_blurred_eye_gets_plain_advice_and_opens_nothing(station: Station) -> 
     parcel = station.deposit(RESIDENT_A[1])
     enrol(station, RESIDENT_A[0])
 
-    station.iris_camera.show_eye(synthetic_person(RESIDENT_A[0]), blur_sigma=6.0)
+    station.iris_camera.show_eye(synthetic_person(RESIDENT_A[0]), blur_sigma=12.0)
     reply = station.post("/iris/pickup")
 
     assert reply.location.endswith("/iris/pickup") and not station.door_open(parcel["compartment"])
@@ -115,7 +115,7 @@ def test_a_near_miss_names_nobody(station: Station) -> None:
     enrolled = TemplateCipher.from_key_file(key_file).decrypt(RESIDENT_A[0],
                                                                template_rows(station)[RESIDENT_A[0]])
     code, mask = enrolled.bits()
-    flip = np.random.default_rng(3).random(code.shape) < 0.29  # ~0.29: between the thresholds
+    flip = np.random.default_rng(3).random(code.shape) < 0.285  # ~0.285: between the thresholds
     probe = IrisTemplate.from_bits(code ^ flip, mask)
 
     result = iris(station).identify_template(probe)
@@ -184,7 +184,7 @@ def test_a_near_miss_at_the_screen_asks_for_the_code_and_opens_nothing(station: 
     code, mask = fresh.bits()
     # An enrolled template a little unlike today's eye: a fresh capture lands between the
     # match threshold and the near-miss bound (the test checks that it did, below).
-    flip = np.random.default_rng(11).random(code.shape) < 0.16
+    flip = np.random.default_rng(11).random(code.shape) < 0.12
     iris(station).enrol_from_templates(RESIDENT_A[0], [IrisTemplate.from_bits(code ^ flip, mask)] * 3,
                                        consent=True, recorded_how="test:button:I agree")
 
