@@ -195,6 +195,7 @@ class QualityLimits:
 class Quality:
     code: str
     metrics: dict[str, float] = field(default_factory=dict)
+    detail: str | None = None  # which check refused, where a code has several (not_live)
 
     @property
     def ok(self) -> bool:

@@ -220,3 +220,24 @@ def test_repeated_strangers_at_the_iris_camera_pause_pickups_like_wrong_codes(st
 
     station.clock.advance(seconds=station.controller.settings.locker.wrong_code_cooldown_s + 1)
     assert station.post("/iris/pickup").location.endswith(f"/pickup/door/{parcel['parcel_id']}")
+
+
+@pytest.mark.parametrize("medium", ["paper", "screen", "photo"])
+def test_a_print_of_an_enrolled_eye_at_the_pickup_screen_opens_nothing(station: Station, medium: str) -> None:
+    """The whole path with a presentation attack: the simulated camera shows a photo of
+    resident A's eye; the illuminator check (or the print's dots) refuses it, no door
+    opens, the attempt is audited and spends the kiosk's attempt budget."""
+    parcel = station.deposit(RESIDENT_A[1])
+    enrol(station, RESIDENT_A[0])
+
+    station.iris_camera.show_print(synthetic_person(RESIDENT_A[0]), medium=medium)
+    reply = station.post("/iris/pickup")
+
+    assert reply.location.endswith("/pickup/") and not station.door_open(parcel["compartment"])
+    [attempt] = audits(station.controller.db, "iris_identify")
+    assert attempt.result == "quality" and attempt.detail["quality"] == "not_live"
+    assert attempt.actor_id is None and attempt.detail["liveness"]
+    assert [a.result for a in audits(station.controller.db, "pickup_iris")] == ["wrong"]
+
+    station.iris_camera.show_eye(synthetic_person(RESIDENT_A[0]))  # then the live eye
+    assert station.post("/iris/pickup").location.endswith(f"/pickup/door/{parcel['parcel_id']}")
