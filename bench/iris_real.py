@@ -26,6 +26,7 @@ from edge.identity.iris import (
     extract,
     hamming_distance,
 )
+from edge.identity.liveness import LivenessLimits, artefact_peak, eye_geometry
 from edge.identity.templates import IrisGallery
 
 
@@ -139,13 +140,17 @@ GATE_FIGURES = ["pupil_roundness", "iris_r", "sharpness", "limbus_jump", "sclera
 def print_gate_figures(eyes: dict[str, list[Capture]], scale: float) -> None:
     """What each quality gate measures, on every capture with every gate open: the
     distribution a gate's threshold is chosen from (ADR 0140)."""
-    figures: dict[str, list[float]] = {name: [] for name in GATE_FIGURES}
+    figures: dict[str, list[float]] = {name: [] for name in [*GATE_FIGURES, "artefact_peak"]}
     for captures in eyes.values():
         for capture in captures:
-            metrics = extract(capture.frame(scale), OPEN_GATES).quality.metrics
+            frame = capture.frame(scale)
+            metrics = extract(frame, OPEN_GATES).quality.metrics
             for name in GATE_FIGURES:
                 if name in metrics:
                     figures[name].append(metrics[name])
+            eye = eye_geometry(frame)
+            if eye is not None:  # the liveness texture check, on live real eyes
+                figures["artefact_peak"].append(artefact_peak(frame, eye.iris))
     limits = QualityLimits()
     print("gate figures with every gate open (p1 p5 p50 p95 p99 | shipped limit):")
     for name, values in figures.items():
@@ -156,7 +161,8 @@ def print_gate_figures(eyes: dict[str, list[Capture]], scale: float) -> None:
                  "sharpness": limits.min_sharpness, "limbus_jump": limits.min_limbus_jump,
                  "sclera_contrast": limits.min_sclera_contrast,
                  "iris_brightness": limits.max_iris_brightness,
-                 "reflection": limits.max_reflection, "usable": limits.min_usable}[name]
+                 "reflection": limits.max_reflection, "usable": limits.min_usable,
+                 "artefact_peak": LivenessLimits().max_artefact_peak}[name]
         print(f"  {name:>16} n={len(values):4d}: " + " ".join(f"{v:8.3f}" for v in p)
               + f" | {limit:g}")
 

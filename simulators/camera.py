@@ -87,6 +87,10 @@ class EyeCapture:
     reflections: int = 2
     # The kiosk LED's corneal glint, from the pupil centre in iris radii (None: no LED).
     led_glint: tuple[float, float] | None = None
+    # Real near-infrared eyes (MMU1): the white of the eye only ~20-60 grey levels above
+    # the iris, and a limbus that fades over several percent of the iris radius.
+    sclera_contrast: float = 45.0
+    limbus_width: float = 0.05  # in iris radii
     blur_sigma: float = 0.8
     noise_sigma: float = 3.0
     seed: int = 0
@@ -101,9 +105,11 @@ def random_capture(rng: np.random.Generator, **overrides: object) -> EyeCapture:
         scale=float(rng.uniform(0.92, 1.08)),
         upper_lid=float(rng.uniform(0.55, 1.0)),
         lower_lid=float(rng.uniform(0.8, 1.1)),
-        lashes=int(rng.integers(15, 50)),
+        lashes=int(rng.integers(20, 60)),
         reflections=int(rng.integers(1, 3)),
-        blur_sigma=float(rng.uniform(0.5, 1.3)),
+        sclera_contrast=float(rng.uniform(25, 65)),
+        limbus_width=float(rng.uniform(0.03, 0.06)),
+        blur_sigma=float(rng.uniform(0.6, 1.5)),
         noise_sigma=float(rng.uniform(2, 5)),
         seed=int(rng.integers(0, 2**31)),
     )
@@ -129,18 +135,25 @@ def render_eye(
     u = dx * math.cos(tilt) + dy * math.sin(tilt)
     v = -dx * math.sin(tilt) + dy * math.cos(tilt)
 
-    image = _skin(rng, height, width)
+    # Skin a little brighter than the white of the eye, as near-infrared shows it.
+    sclera = float(np.median(iris.texture)) + capture.sclera_contrast
+    image = _skin(rng, height, width) - 165 + sclera + 15
     lid_top = -radius * capture.upper_lid + (u / (2.6 * radius)) ** 2 * radius * 2.2
     lid_bottom = radius * capture.lower_lid - (u / (2.6 * radius)) ** 2 * radius * 1.6
     opening = (v > lid_top) & (v < lid_bottom)
-    image[opening] = rng.uniform(185, 215)  # sclera
 
     pupil_r = radius * capture.pupil_ratio
     px, py = iris.pupil_offset * radius
     iris_layer, inside_iris, inside_pupil = _iris_layer(iris, capture, u, v, radius, pupil_r,
                                                         px, py)
-    image = np.where(inside_iris & opening, iris_layer, image)
-    image[inside_pupil & opening] = rng.uniform(18, 32)
+    # The white of the eye, a little shaded towards the corners, and a soft limbus.
+    sclera_layer = sclera - 12 * np.clip(np.abs(u) / (2.4 * radius), 0, 1)
+    fade = np.clip((np.hypot(u, v) - radius) / max(capture.limbus_width * radius, 1.0) + 0.5,
+                   0, 1)
+    eye = iris_layer * (1 - fade) + sclera_layer * fade
+    image = np.where(opening, eye, image)
+    pupil_fade = np.clip(-_pupil_depth(u, v, px, py, pupil_r) / 1.5 + 0.5, 0, 1)
+    image = np.where(opening, image * (1 - pupil_fade) + rng.uniform(18, 32) * pupil_fade, image)
 
     image = _lid_edges_and_lashes(image, rng, capture, cx, cy, tilt, radius)
     image = _reflections(image, rng, capture, cx + px, cy + py, pupil_r)
@@ -152,6 +165,12 @@ def render_eye(
         image = cv2.GaussianBlur(image, (0, 0), capture.blur_sigma)
     image = image + rng.normal(0, capture.noise_sigma, image.shape).astype(np.float32)
     return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _pupil_depth(u: np.ndarray, v: np.ndarray, px: float, py: float, pupil_r: float
+                 ) -> np.ndarray:
+    """Signed distance outside the pupil's edge (negative inside), in pixels."""
+    return np.hypot(u - px, v - py) - pupil_r
 
 
 def _skin(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -181,8 +200,10 @@ def _iris_layer(
     map_x = ((theta % (2 * np.pi)) / (2 * np.pi) * cols).astype(np.float32)
     map_y = (rho_tex * (rows - 1)).astype(np.float32)
     layer = cv2.remap(iris.texture, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
-    limbus = np.clip((r - radius + 3) / 3, 0, 1)  # darker limbal ring fading to sclera
-    layer = layer * (1 - 0.35 * limbus * (r < radius))
+    # A darker limbal ring, as wide as the fade to the sclera.
+    ring = max(2 * capture.limbus_width * radius, 2.0)
+    limbus = np.clip((r - radius + ring) / ring, 0, 1)
+    layer = layer * (1 - 0.2 * limbus)
     inside_pupil = (r - pupil_edge) < 0
     return layer.astype(np.float32), (rho <= 1.0) & ~inside_pupil, inside_pupil
 

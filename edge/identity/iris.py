@@ -239,7 +239,8 @@ def extract(frame: np.ndarray, limits: QualityLimits = QualityLimits()) -> Extra
         return Extraction(Quality("covered", metrics))
     iris = limbus.circle
     metrics.update({"iris_x": iris.x, "iris_y": iris.y, "iris_r": iris.r, "pupil_r": pupil.r,
-                    "sharpness": sharpness * iris.r / 100, "limbus_jump": limbus.jump,
+                    "sharpness": sharpness * _plausible_iris_r(pupil, iris) / 100,
+                    "limbus_jump": limbus.jump,
                     "sclera_contrast": limbus.sclera_contrast})
     metrics.update(_light_figures(gray, pupil, iris))
     gate = _first_refusal(gray.shape, iris, metrics, limits)
@@ -257,17 +258,26 @@ def extract(frame: np.ndarray, limits: QualityLimits = QualityLimits()) -> Extra
     return Extraction(Quality("ok", metrics), template)
 
 
+def _plausible_iris_r(pupil: Circle, iris: Circle) -> float:
+    """The iris radius to scale sharpness by: the limbus found, unless blur or a squint
+    put it where no iris ends (real irises are 1.4 to 5 pupil radii)."""
+    return float(np.clip(iris.r, 1.4 * pupil.r, 5.0 * pupil.r)) if iris.r > 2 * pupil.r \
+        else 2.5 * pupil.r
+
+
 def _first_refusal(shape: tuple[int, ...], iris: Circle, metrics: dict[str, float],
                    limits: QualityLimits) -> str | None:
     """The gates in the order a resident can fix them: light first (nothing else can be
-    judged in a washed-out picture), then where the eye is, then blur, glasses, lids."""
+    judged in a washed-out picture), then blur, where the eye is, glasses, lids."""
     if metrics["iris_brightness"] > limits.max_iris_brightness:
         return "too_bright"
+    # Blur before distance: in a badly blurred frame the limbus search finds a wrong,
+    # small circle, and "come closer" would be advice that cannot help.
+    if metrics["sharpness"] < limits.min_sharpness:
+        return "blurred"
     geometry = _geometry_gate(shape, iris, limits)
     if geometry is not None:
         return geometry
-    if metrics["sharpness"] < limits.min_sharpness:
-        return "blurred"
     if metrics["reflection"] > limits.max_reflection:
         return "glasses"
     # A limbus this faint, or no white beside it, is lid skin at the sides: a squint.
