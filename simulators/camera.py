@@ -298,6 +298,7 @@ class QrScene:
     contrast: float = 1.0  # 1 = black on white; 0.3 = grey on grey
     noise_sigma: float = 2.0
     seed: int = 0
+    inverted: bool = False  # light modules on a dark screen (a phone's dark mode)
 
 
 def random_qr_scene(rng: np.random.Generator, size: tuple[int, int], **overrides: object) -> QrScene:
@@ -321,7 +322,8 @@ def render_qr_scene(text: str, scene: QrScene = QrScene()) -> np.ndarray:
     rng = np.random.default_rng(scene.seed)
     width, height = scene.size
     frame = _kiosk_background(rng, width, height)
-    screen = _phone_screen(text, int(height * scene.code_fraction), scene.contrast)
+    screen = _phone_screen(text, int(height * scene.code_fraction), scene.contrast,
+                           scene.inverted)
     corners = _screen_corners(rng, scene, screen.shape[1], screen.shape[0], width, height)
     src = np.float32([[0, 0], [screen.shape[1], 0], [screen.shape[1], screen.shape[0]],
                       [0, screen.shape[0]]])
@@ -355,13 +357,16 @@ def _kiosk_background(rng: np.random.Generator, width: int, height: int) -> np.n
     return shade
 
 
-def _phone_screen(text: str, code_px: int, contrast: float) -> np.ndarray:
+def _phone_screen(text: str, code_px: int, contrast: float, inverted: bool = False
+                  ) -> np.ndarray:
     matrix = np.array(segno.make_qr(text, error="m").matrix, dtype=np.uint8)
     modules = matrix.shape[0] + 8  # quiet zone of 4 modules each side
     module_px = max(round(code_px / modules), 2)
     padded = np.pad(matrix, 4)
     code = np.kron(padded, np.ones((module_px, module_px), np.uint8))
     dark, light = 128 - 110 * contrast, 128 + 110 * contrast
+    if inverted:
+        dark, light = light, dark
     screen = np.where(code == 1, dark, light).astype(np.float32)
     bezel = max(module_px * 3, 8)
     phone = np.pad(screen, ((bezel * 3, bezel * 2), (bezel, bezel)), constant_values=light)
