@@ -315,6 +315,11 @@ def iris_quality_report(frame: np.ndarray) -> dict[str, object]:
             **{k: round(v, 3) for k, v in quality.metrics.items()}}
 
 
+def gray_frame(frame: np.ndarray) -> np.ndarray:
+    """A camera frame as 8-bit grayscale; ValueError for anything else (see `extract`)."""
+    return _gray(frame)
+
+
 def _gray(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 3:
         frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)

@@ -25,8 +25,8 @@ from edge.identity.iris import (
     Quality,
     enrol_templates,
     extract,
+    gray_frame,
 )
-from edge.identity.iris import _gray as gray_of
 from edge.identity.liveness import eye_geometry, judge
 from edge.identity.models import IrisConsentRow, IrisTemplateRow
 from edge.identity.templates import IrisEnrolments, TemplateCipher
@@ -286,7 +286,7 @@ class IrisService:
                 quality = extraction.quality
                 continue
             if live:
-                refusal = self._live_eye_refusal(gray_of(frame))
+                refusal = self._live_eye_refusal(gray_frame(frame))
                 if refusal is not None:
                     return refusal, None
             return extraction.quality, extraction.template
@@ -302,7 +302,7 @@ class IrisService:
             return Quality("not_live", detail=cause)
         self._illuminator.set_pattern("right")
         try:
-            after = [gray_of(f) for f in (self._camera.read() for _ in range(LIVENESS_FRAMES))
+            after = [gray_frame(f) for f in (self._camera.read() for _ in range(LIVENESS_FRAMES))
                      if f is not None]
         finally:
             self._illuminator.set_pattern("left")
