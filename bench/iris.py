@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/iris.py            # 200 people, 10,000-template gallery
     .venv/bin/python bench/iris.py --quick    # 40 people, 2,000-template gallery
+    .venv/bin/python bench/iris.py --dataset DIR --layout mmu1|casia   # real NIR eyes
 
 Prints failure-to-enrol, genuine and impostor distance distributions, EER, FNMR at
 FMR = 1e-4, what the chosen thresholds do, extraction time per image and 1:N search time.
@@ -44,7 +45,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--people", type=int)
     parser.add_argument("--gallery", type=int)
+    parser.add_argument("--dataset", type=Path, help="a folder of real eye images (read only)")
+    parser.add_argument("--layout", choices=["mmu1", "casia"], default="mmu1",
+                        help="how the dataset's files map to eye and session")
+    parser.add_argument("--scale", type=float,
+                        help="resize factor for dataset frames (default: to 640 px wide)")
     args = parser.parse_args()
+    if args.dataset is not None:
+        from bench.iris_real import run_dataset
+
+        run_dataset(args.dataset, args.layout, args.scale)
+        return
     people = args.people or (40 if args.quick else 200)
     gallery_size = args.gallery or (2_000 if args.quick else 10_000)
     rng = np.random.default_rng(20261121)

@@ -229,7 +229,8 @@ def _build_identity(controller: Controller) -> None:
         controller.components.append(_Closing(scanner))
     key_file = identity.iris_key_file or settings.keys_dir / "iris.key"
     iris = IrisService(controller.db, controller.clock, TemplateCipher.from_key_file(key_file),
-                       iris_camera, station=settings.mqtt.device_id)
+                       iris_camera, station=settings.mqtt.device_id,
+                       illuminator=_iris_illuminator(settings, iris_camera))
     services.iris = iris
     controller.components.append(iris)
 
@@ -439,3 +440,14 @@ def request_update_handler(requests: Any) -> Any:
         return {"request_id": followed.item_id, "status": followed.status}
 
     return handle
+
+
+def _iris_illuminator(settings: Settings, iris_camera: Any) -> Any:
+    """The iris camera's NIR LEDs (GPIO pins in settings.identity), or in simulate mode
+    the simulated camera's own; None: no live-eye check, so iris opens no door."""
+    identity = settings.identity
+    if identity.iris_led_left_pin is not None and identity.iris_led_right_pin is not None:
+        from edge.drivers.gpio import NirIlluminator
+
+        return NirIlluminator(identity.iris_led_left_pin, identity.iris_led_right_pin)
+    return iris_camera if hasattr(iris_camera, "set_pattern") else None

@@ -299,6 +299,8 @@ class IdentitySettings(_Section):
     scanner_terminator: str = "\r"
     iris_camera: str | None = None
     iris_key_file: Path | None = None  # AES key for iris templates; default under data_dir/keys
+    iris_led_left_pin: int | None = None  # BCM PWM pins of the iris camera's NIR LEDs
+    iris_led_right_pin: int | None = None  # (both set: live-eye check; else iris opens nothing)
 
 
 class BackupSettings(_Section):

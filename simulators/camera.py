@@ -85,6 +85,12 @@ class EyeCapture:
     lower_lid: float = 0.95  # and the lower lid, below
     lashes: int = 30
     reflections: int = 2
+    # The kiosk LED's corneal glint, from the pupil centre in iris radii (None: no LED).
+    led_glint: tuple[float, float] | None = None
+    # Real near-infrared eyes (MMU1): the white of the eye only ~20-60 grey levels above
+    # the iris, and a limbus that fades over several percent of the iris radius.
+    sclera_contrast: float = 45.0
+    limbus_width: float = 0.05  # in iris radii
     blur_sigma: float = 0.8
     noise_sigma: float = 3.0
     seed: int = 0
@@ -99,9 +105,11 @@ def random_capture(rng: np.random.Generator, **overrides: object) -> EyeCapture:
         scale=float(rng.uniform(0.92, 1.08)),
         upper_lid=float(rng.uniform(0.55, 1.0)),
         lower_lid=float(rng.uniform(0.8, 1.1)),
-        lashes=int(rng.integers(15, 50)),
+        lashes=int(rng.integers(20, 60)),
         reflections=int(rng.integers(1, 3)),
-        blur_sigma=float(rng.uniform(0.5, 1.3)),
+        sclera_contrast=float(rng.uniform(25, 65)),
+        limbus_width=float(rng.uniform(0.03, 0.06)),
+        blur_sigma=float(rng.uniform(0.6, 1.5)),
         noise_sigma=float(rng.uniform(2, 5)),
         seed=int(rng.integers(0, 2**31)),
     )
@@ -127,25 +135,42 @@ def render_eye(
     u = dx * math.cos(tilt) + dy * math.sin(tilt)
     v = -dx * math.sin(tilt) + dy * math.cos(tilt)
 
-    image = _skin(rng, height, width)
+    # Skin a little brighter than the white of the eye, as near-infrared shows it.
+    sclera = float(np.median(iris.texture)) + capture.sclera_contrast
+    image = _skin(rng, height, width) - 165 + sclera + 15
     lid_top = -radius * capture.upper_lid + (u / (2.6 * radius)) ** 2 * radius * 2.2
     lid_bottom = radius * capture.lower_lid - (u / (2.6 * radius)) ** 2 * radius * 1.6
     opening = (v > lid_top) & (v < lid_bottom)
-    image[opening] = rng.uniform(185, 215)  # sclera
 
     pupil_r = radius * capture.pupil_ratio
     px, py = iris.pupil_offset * radius
     iris_layer, inside_iris, inside_pupil = _iris_layer(iris, capture, u, v, radius, pupil_r,
                                                         px, py)
-    image = np.where(inside_iris & opening, iris_layer, image)
-    image[inside_pupil & opening] = rng.uniform(18, 32)
+    # The white of the eye, a little shaded towards the corners, and a soft limbus.
+    sclera_layer = sclera - 12 * np.clip(np.abs(u) / (2.4 * radius), 0, 1)
+    fade = np.clip((np.hypot(u, v) - radius) / max(capture.limbus_width * radius, 1.0) + 0.5,
+                   0, 1)
+    eye = iris_layer * (1 - fade) + sclera_layer * fade
+    image = np.where(opening, eye, image)
+    pupil_fade = np.clip(-_pupil_depth(u, v, px, py, pupil_r) / 1.5 + 0.5, 0, 1)
+    image = np.where(opening, image * (1 - pupil_fade) + rng.uniform(18, 32) * pupil_fade, image)
 
     image = _lid_edges_and_lashes(image, rng, capture, cx, cy, tilt, radius)
     image = _reflections(image, rng, capture, cx + px, cy + py, pupil_r)
+    if capture.led_glint is not None:
+        gx, gy = capture.led_glint
+        cv2.circle(image, (int(round(cx + px + gx * radius)), int(round(cy + py + gy * radius))),
+                   max(int(radius * 0.04), 3), 252.0, -1, cv2.LINE_AA)
     if capture.blur_sigma > 0:
         image = cv2.GaussianBlur(image, (0, 0), capture.blur_sigma)
     image = image + rng.normal(0, capture.noise_sigma, image.shape).astype(np.float32)
     return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _pupil_depth(u: np.ndarray, v: np.ndarray, px: float, py: float, pupil_r: float
+                 ) -> np.ndarray:
+    """Signed distance outside the pupil's edge (negative inside), in pixels."""
+    return np.hypot(u - px, v - py) - pupil_r
 
 
 def _skin(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -175,8 +200,10 @@ def _iris_layer(
     map_x = ((theta % (2 * np.pi)) / (2 * np.pi) * cols).astype(np.float32)
     map_y = (rho_tex * (rows - 1)).astype(np.float32)
     layer = cv2.remap(iris.texture, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
-    limbus = np.clip((r - radius + 3) / 3, 0, 1)  # darker limbal ring fading to sclera
-    layer = layer * (1 - 0.35 * limbus * (r < radius))
+    # A darker limbal ring, as wide as the fade to the sclera.
+    ring = max(2 * capture.limbus_width * radius, 2.0)
+    limbus = np.clip((r - radius + ring) / ring, 0, 1)
+    layer = layer * (1 - 0.2 * limbus)
     inside_pupil = (r - pupil_edge) < 0
     return layer.astype(np.float32), (rho <= 1.0) & ~inside_pupil, inside_pupil
 
@@ -217,6 +244,45 @@ def _reflections(
     return image
 
 
+# ----------------------------------------------------------------------------- light
+
+# Where each illuminator LED's glint sits on a live cornea, from the pupil centre, in iris
+# radii: LEDs either side of the lens, a little above it.
+LED_GLINTS: dict[str, tuple[float, float]] = {"left": (-0.15, -0.22), "right": (0.15, -0.22)}
+
+
+def pupil_light_response(pattern: str, since_s: float) -> float:
+    """Pupil radius factor after the switch to the bright pattern: a latency of a quarter
+    second, then narrowing towards 80% with a 0.3 s time constant (the light reflex)."""
+    if pattern != "right" or since_s <= 0.25:
+        return 1.0
+    return 1.0 - 0.2 * (1.0 - math.exp(-(since_s - 0.25) / 0.3))
+
+
+def present_on_medium(photo: np.ndarray, medium: str, pattern: str,
+                      rng: np.random.Generator) -> np.ndarray:
+    """What the kiosk camera sees of an eye photo held up on paper or a screen."""
+    height, width = photo.shape
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    if medium == "paper":  # ink on paper: flatter, with a 45-degree halftone screen
+        diagonal = (xs + ys) / math.sqrt(2)
+        anti = (xs - ys) / math.sqrt(2)
+        dots = 0.5 + 0.5 * np.cos(2 * np.pi * diagonal / 3.4) * np.cos(2 * np.pi * anti / 3.4)
+        photo = (40 + 0.75 * photo) * (0.8 + 0.2 * dots)
+    elif medium == "photo":  # a good photo print: flatter, no dots
+        photo = 30 + 0.8 * photo
+    else:  # a screen: subpixel columns, and the glass mirrors the lit LED as a big patch
+        photo = photo * (0.88 + 0.12 * np.cos(2 * np.pi * xs / 3.0))
+        if pattern in LED_GLINTS:
+            side = LED_GLINTS[pattern][0]
+            centre = (int(width / 2 + side * 6 * 100), int(height / 2 - 60))
+            patch = np.zeros_like(photo)
+            cv2.circle(patch, centre, 40, 1.0, -1)
+            photo = photo + 120 * cv2.GaussianBlur(patch, (0, 0), 8)
+    photo = cv2.GaussianBlur(photo, (0, 0), 0.6)
+    return np.clip(photo + rng.normal(0, 2.0, photo.shape), 0, 255).astype(np.uint8)
+
+
 # ----------------------------------------------------------------------------- QR codes
 
 @dataclass(frozen=True)
@@ -232,6 +298,7 @@ class QrScene:
     contrast: float = 1.0  # 1 = black on white; 0.3 = grey on grey
     noise_sigma: float = 2.0
     seed: int = 0
+    inverted: bool = False  # light modules on a dark screen (a phone's dark mode)
 
 
 def random_qr_scene(rng: np.random.Generator, size: tuple[int, int], **overrides: object) -> QrScene:
@@ -255,7 +322,8 @@ def render_qr_scene(text: str, scene: QrScene = QrScene()) -> np.ndarray:
     rng = np.random.default_rng(scene.seed)
     width, height = scene.size
     frame = _kiosk_background(rng, width, height)
-    screen = _phone_screen(text, int(height * scene.code_fraction), scene.contrast)
+    screen = _phone_screen(text, int(height * scene.code_fraction), scene.contrast,
+                           scene.inverted)
     corners = _screen_corners(rng, scene, screen.shape[1], screen.shape[0], width, height)
     src = np.float32([[0, 0], [screen.shape[1], 0], [screen.shape[1], screen.shape[0]],
                       [0, screen.shape[0]]])
@@ -289,13 +357,16 @@ def _kiosk_background(rng: np.random.Generator, width: int, height: int) -> np.n
     return shade
 
 
-def _phone_screen(text: str, code_px: int, contrast: float) -> np.ndarray:
+def _phone_screen(text: str, code_px: int, contrast: float, inverted: bool = False
+                  ) -> np.ndarray:
     matrix = np.array(segno.make_qr(text, error="m").matrix, dtype=np.uint8)
     modules = matrix.shape[0] + 8  # quiet zone of 4 modules each side
     module_px = max(round(code_px / modules), 2)
     padded = np.pad(matrix, 4)
     code = np.kron(padded, np.ones((module_px, module_px), np.uint8))
     dark, light = 128 - 110 * contrast, 128 + 110 * contrast
+    if inverted:
+        dark, light = light, dark
     screen = np.where(code == 1, dark, light).astype(np.float32)
     bezel = max(module_px * 3, 8)
     phone = np.pad(screen, ((bezel * 3, bezel * 2), (bezel, bezel)), constant_values=light)
@@ -356,6 +427,11 @@ class SimulatedCamera:
         self._empty = _bgr(render_empty_scene(size, seed))
         self._irises: dict[int, SyntheticIris] = {}
         self.frames_read = 0
+        # The simulated NIR illuminator (edge.drivers.camera.Illuminator): which LED is
+        # lit, and since which frame. Live eyes answer it; prints and screens do not.
+        self._frame_s = 1.0 / (fps or 15.0)  # scene time per frame, paced or not
+        self.pattern = "left"
+        self._pattern_since = 0
 
     def show_qr(self, text: str, *, frames: int | None = None, **scene: object) -> None:
         options = {"size": self.size, "seed": int(self._rng.integers(0, 2**31)), **scene}
@@ -364,13 +440,64 @@ class SimulatedCamera:
 
     def show_eye(self, person_id: int, *, frames: int | None = None, **capture: object) -> None:
         """Live captures of one person's eye: each frame is a new capture, varied like a
-        person standing at the kiosk, unless `capture` fixes a parameter (e.g. blur_sigma)."""
+        person standing at the kiosk, unless `capture` fixes a parameter (e.g. blur_sigma).
+        The eye answers the illuminator: the LED's glint sits on the side of the lit LED,
+        and the pupil narrows after the switch to the brighter pattern."""
+        iris = self._iris(person_id)
+        rng = np.random.default_rng(self._rng.integers(0, 2**31))
+        resting = float(capture.pop("pupil_ratio", rng.uniform(0.3, 0.45)))  # type: ignore[arg-type]
+        capture.setdefault("reflections", 0)
+
+        def live() -> np.ndarray:
+            pattern, since = self._light()
+            ratio = resting * pupil_light_response(pattern, since) * (1 + rng.normal(0, 0.008))
+            options = {"pupil_ratio": ratio, "led_glint": LED_GLINTS.get(pattern), **capture}
+            return _bgr(render_eye(iris, random_capture(rng, **options), self.size))
+
+        self._enqueue(live, frames)
+
+    def show_print(self, person_id: int, *, medium: str = "paper", frames: int | None = None,
+                   **capture: object) -> None:
+        """A presentation attack: an enrolled person's eye, photographed once (glint and
+        all), held up as a paper print or replayed on a phone screen. `medium`: "paper"
+        (halftone dots), "photo" (a clean print, no dots: only liveness can tell), or
+        "screen" (a video replay: pixel grid, the pupil narrowing on the video's own
+        schedule, and the glass mirroring the kiosk's LED as a large moving patch)."""
+        if medium not in ("paper", "photo", "screen"):
+            raise ValueError("medium must be paper, photo or screen")
+        iris = self._iris(person_id)
+        rng = np.random.default_rng(self._rng.integers(0, 2**31))
+        options = {"reflections": 0, "led_glint": LED_GLINTS["left"], **capture}
+        still = random_capture(rng, **options)
+        played = [0]
+
+        def attack() -> np.ndarray:
+            shot = still
+            if medium == "screen":  # the video's pupil narrows and widens by itself
+                phase = math.sin(played[0] * self._frame_s * 2 * math.pi / 3.0)
+                shot = replace(still, pupil_ratio=still.pupil_ratio * (1 - 0.1 * phase))
+            played[0] += 1
+            photo = render_eye(iris, shot, self.size).astype(np.float32)
+            return _bgr(present_on_medium(photo, medium, self.pattern, rng))
+
+        self._enqueue(attack, frames)
+
+    def set_pattern(self, pattern: str) -> None:
+        """Illuminator: light the "left" LED (dim) or the "right" one (bright), or "off"."""
+        if pattern not in ("left", "right", "off"):
+            raise ValueError("pattern must be left, right or off")
+        with self._lock:
+            if pattern != self.pattern:
+                self.pattern, self._pattern_since = pattern, self.frames_read
+
+    def _light(self) -> tuple[str, float]:
+        return self.pattern, (self.frames_read - self._pattern_since) * self._frame_s
+
+    def _iris(self, person_id: int) -> SyntheticIris:
         iris = self._irises.get(person_id)
         if iris is None:
             iris = self._irises[person_id] = SyntheticIris(person_id)
-        rng = np.random.default_rng(self._rng.integers(0, 2**31))
-        self._enqueue(lambda: _bgr(render_eye(iris, random_capture(rng, **capture), self.size)),
-                      frames)
+        return iris
 
     def show_nothing(self, *, frames: int | None = None) -> None:
         self._enqueue(lambda: self._empty, frames)

@@ -26,6 +26,17 @@ class CameraSource(Protocol):
     def close(self) -> None: ...
 
 
+class Illuminator(Protocol):
+    """The iris camera's near-infrared LEDs, one each side of the lens. Patterns: "left"
+    (the left LED, dim), "right" (the right LED, bright), "off". Switching from one to the
+    other is what the liveness check (edge/identity/liveness.py) watches the eye answer."""
+
+    def set_pattern(self, pattern: str) -> None: ...
+
+
+ILLUMINATOR_PATTERNS = ("left", "right", "off")
+
+
 def parse_camera_spec(spec: str | int) -> str | int:
     """A settings value as OpenCV wants it: "0" -> device 0, anything else a URL or path."""
     if isinstance(spec, int):

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import NamedTuple
 
-from gpiozero import LED, Buzzer, DigitalInputDevice
+from gpiozero import LED, Buzzer, DigitalInputDevice, PWMLED
 from gpiozero.pins import Factory
 
 log = logging.getLogger("edge.drivers.gpio")
@@ -74,3 +74,28 @@ class StationIO:
     def close(self) -> None:
         for device in (self._presence, self._buzzer, self._light):
             device.close()
+
+
+class NirIlluminator:
+    """Two near-infrared LEDs beside the iris camera's lens, each on a PWM pin (through a
+    driver transistor: NIR LEDs draw more than a pin gives). Implements
+    edge.drivers.camera.Illuminator: "left" lights the left LED at the dim level,
+    "right" the right LED at full power, "off" neither."""
+
+    DIM = 0.4
+
+    def __init__(self, left_pin: int, right_pin: int, pin_factory: Factory | None = None) -> None:
+        self._left = PWMLED(left_pin, pin_factory=pin_factory)
+        self._right = PWMLED(right_pin, pin_factory=pin_factory)
+        self.pattern = "off"
+
+    def set_pattern(self, pattern: str) -> None:
+        levels = {"left": (self.DIM, 0.0), "right": (0.0, 1.0), "off": (0.0, 0.0)}
+        if pattern not in levels:
+            raise ValueError(f"unknown illuminator pattern {pattern!r}")
+        self._left.value, self._right.value = levels[pattern]
+        self.pattern = pattern
+
+    def close(self) -> None:
+        self._left.close()
+        self._right.close()

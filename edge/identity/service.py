@@ -17,14 +17,17 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from edge.clock import Clock
-from edge.drivers.camera import CameraSource
+from edge.drivers.camera import CameraSource, Illuminator
 from edge.identity.iris import (
+    MAX_ENROL_CAPTURES,
     MIN_ENROL_CAPTURES,
     IrisTemplate,
     Quality,
     enrol_templates,
     extract,
+    gray_frame,
 )
+from edge.identity.liveness import eye_geometry, judge
 from edge.identity.models import IrisConsentRow, IrisTemplateRow
 from edge.identity.templates import IrisEnrolments, TemplateCipher
 from edge.logs import get_logger
@@ -34,7 +37,8 @@ log = get_logger(__name__)
 
 Outcome = Literal["match", "near_miss", "no_match", "quality", "nobody_enrolled"]
 FRAMES_PER_ATTEMPT = 8  # camera frames tried before giving the person the quality advice
-_PENDING_LIMIT = 6  # good captures kept per resident while an enrolment is under way
+LIVENESS_FRAMES = 15  # frames watched after the illuminator switch: a second at 15 fps
+_PENDING_LIMIT = MAX_ENROL_CAPTURES  # good captures kept while an enrolment is under way
 
 
 class IrisError(Exception):
@@ -52,6 +56,7 @@ class IrisResult:
     resident_id: str | None = None  # set on a match only
     quality: str | None = None  # the refusing gate's code on outcome "quality"
     distance_bucket: str | None = None
+    liveness: str | None = None  # on quality "not_live": which check refused the eye
 
     @property
     def matched(self) -> bool:
@@ -105,13 +110,15 @@ def distance_bucket(distance: float) -> str:
 
 class IrisService:
     def __init__(self, db: Database, clock: Clock, cipher: TemplateCipher,
-                 camera: CameraSource | None, station: str = "kiosk") -> None:
+                 camera: CameraSource | None, station: str = "kiosk",
+                 illuminator: Illuminator | None = None) -> None:
         self._db = db
         self._clock = clock
         self._store = SqlTemplateStore(db, clock)
         self._cipher = cipher
         self._enrolments = IrisEnrolments(self._store, cipher)
         self._camera = camera
+        self._illuminator = illuminator
         self._station = station
         self._pending: dict[str, list[IrisTemplate]] = {}  # in memory only, never stored
         self._lock = threading.Lock()
@@ -122,6 +129,10 @@ class IrisService:
         broken = self._enrolments.load()
         if broken:
             log.error("iris_templates_do_not_decrypt", count=len(broken))
+        if self._camera is not None and self._illuminator is None:
+            log.warning("iris_without_illuminator: no live-eye check, iris opens no door")
+        if self._illuminator is not None:
+            self._illuminator.set_pattern("left")
 
     def stop(self) -> None:
         with self._lock:
@@ -145,14 +156,22 @@ class IrisService:
         self.enrol_from_templates(resident_id, templates, consent=consent, recorded_how=recorded_how)
 
     def capture_for_enrolment(self, resident_id: str) -> CaptureProgress:
-        """One live capture for the enrol screen; good templates wait in memory."""
+        """One live capture for the enrol screen; good templates wait in memory. Three are
+        needed; while no three agree, one more is asked for, up to MAX_ENROL_CAPTURES,
+        after which finishing reports `inconsistent` and the screen starts over."""
         quality, template = self._capture()
         with self._lock:
             kept = self._pending.setdefault(resident_id, [])
             if template is not None:
                 kept.append(template)
                 del kept[:-_PENDING_LIMIT]
-            return CaptureProgress(quality, len(kept))
+            return CaptureProgress(quality, len(kept), self._captures_needed(kept))
+
+    @staticmethod
+    def _captures_needed(kept: list[IrisTemplate]) -> int:
+        if len(kept) < MIN_ENROL_CAPTURES or enrol_templates(kept).ok:
+            return MIN_ENROL_CAPTURES
+        return min(len(kept) + 1, MAX_ENROL_CAPTURES)
 
     def finish_enrolment(self, resident_id: str, *, consent: bool, recorded_how: str) -> None:
         self._require_consent(consent, recorded_how)
@@ -216,8 +235,9 @@ class IrisService:
 
     def identify_from_camera(self) -> IrisResult:
         """Whose eye is in front of the iris camera: a few frames until one passes the
-        quality gates, then a 1:N search."""
-        quality, template = self._capture()
+        quality gates, then the live-eye check with the illuminator (a photo or a screen
+        is refused as quality "not_live"), then a 1:N search."""
+        quality, template = self._capture(live=True)
         return self._identify(quality, template)
 
     def identify(self, frame: np.ndarray) -> IrisResult:
@@ -229,7 +249,7 @@ class IrisService:
 
     def _identify(self, quality: Quality, probe: IrisTemplate | None) -> IrisResult:
         if probe is None:
-            result = IrisResult("quality", quality=quality.code)
+            result = IrisResult("quality", quality=quality.code, liveness=quality.detail)
         else:
             best = self._enrolments.identify(probe)
             if best is None:
@@ -247,11 +267,13 @@ class IrisService:
             detail["distance"] = result.distance_bucket
         if result.quality is not None:
             detail["quality"] = result.quality
+        if result.liveness is not None:
+            detail["liveness"] = result.liveness
         with self._db.write() as s:
             audit(s, Actor.RESIDENT, "iris_identify", result.outcome, actor_id=result.resident_id,
                   target=f"kiosk:{self._station}", detail=detail, clock=self._clock)
 
-    def _capture(self) -> tuple[Quality, IrisTemplate | None]:
+    def _capture(self, live: bool = False) -> tuple[Quality, IrisTemplate | None]:
         if self._camera is None:
             raise IrisError("no_camera", "This station has no iris camera.")
         quality = Quality("no_eye")
@@ -260,9 +282,32 @@ class IrisService:
             if frame is None:
                 continue
             extraction = extract(frame)
-            if extraction.template is not None:
-                return extraction.quality, extraction.template
-            quality = extraction.quality
+            if extraction.template is None:
+                quality = extraction.quality
+                continue
+            if live:
+                refusal = self._live_eye_refusal(gray_frame(frame))
+                if refusal is not None:
+                    return refusal, None
+            return extraction.quality, extraction.template
         return quality, None
 
-
+    def _live_eye_refusal(self, before: np.ndarray) -> Quality | None:
+        """None when the eye in `before` (taken under the "left" pattern) answers the
+        switch to "right" as a live eye does; else the "not_live" refusal, with the
+        check that failed as its detail (for the audit)."""
+        eye = eye_geometry(before)
+        if self._illuminator is None or eye is None or self._camera is None:
+            cause = "no_illuminator" if self._illuminator is None else "no_geometry"
+            return Quality("not_live", detail=cause)
+        self._illuminator.set_pattern("right")
+        try:
+            after = [gray_frame(f) for f in (self._camera.read() for _ in range(LIVENESS_FRAMES))
+                     if f is not None]
+        finally:
+            self._illuminator.set_pattern("left")
+        verdict = judge(before, eye, after)
+        if verdict.ok:
+            return None
+        log.info("iris_not_live", check=verdict.cause)
+        return Quality("not_live", verdict.metrics, detail=verdict.cause)

@@ -3,33 +3,18 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import uuid
 
 import psycopg
 from pydantic import SecretStr
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from fleet.ingest import IngestWorker
 from fleet.notify import MemoryNotifier
 from fleet.messages import parse
 from fleet.simulate import Chaos, burst, connect_fleet, make_stations
-from tests.support.fleet import count, wait_until
-
-
-def seal(platform_public: bytes, message_id: str, plaintext: dict) -> str:
-    """The edge's side, written here from the contract's "Sealed secrets" section."""
-    ephemeral = X25519PrivateKey.generate()
-    epk = ephemeral.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(platform_public))
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=epk + platform_public,
-               info=b"edge/v1 parcel secret").derive(shared)
-    nonce = os.urandom(12)
-    sealed = AESGCM(key).encrypt(nonce, json.dumps(plaintext).encode(), message_id.encode("utf-8"))
-    return base64.urlsafe_b64encode(epk + nonce + sealed).decode()
+from tests.support.fleet import count, seal, wait_until
 
 
 def test_a_sealed_pickup_code_is_opened_and_handed_to_the_notifier(

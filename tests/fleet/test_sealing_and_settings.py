@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 from fleet.notify import LoggingNotifier, Notification
 from fleet.sealing import SealError, new_private_key, open_secret, public_key_b64
 from fleet.settings import SettingsError, load_settings
-from tests.fleet.test_ingest import seal
+from tests.support.fleet import seal
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_a_failing_notifier_does_not_stop_ingest(pg, keys) -> None:
 
     from fleet.messages import parse
     from fleet.store import IngestStore
-    from tests.fleet.test_store import NOW
+    from tests.support.fleet import NOW
 
     class ProviderDown:
         def notify(self, notification: Notification) -> None:

@@ -11,7 +11,7 @@ from fleet import db as fleet_db
 from fleet.messages import Rejected, Snapshot, parse
 from fleet.store import IngestStore, missing_ranges
 
-NOW = datetime(2026, 11, 30, 1, 0, tzinfo=timezone.utc)
+from tests.support.fleet import NOW  # noqa: E402 - after the imports it sits among
 
 
 def envelope(seq: int, *, site: str = "s1", device: str = "k1", type_: str = "door.opened",

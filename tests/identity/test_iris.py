@@ -68,14 +68,14 @@ def test_enrolment_refuses_captures_of_different_people() -> None:
 
 
 def test_enrolment_needs_enough_good_captures() -> None:
-    frames = captures(7, 2, seed=3) + captures(7, 2, seed=4, blur_sigma=6.0)
+    frames = captures(7, 2, seed=3) + captures(7, 2, seed=4, blur_sigma=12.0)
     result = enrol(frames)
     assert not result.ok and result.code == "too_few_captures"
     assert [q.code for q in result.qualities].count("blurred") == 2
 
 
 @pytest.mark.parametrize("fixed, code", [
-    ({"blur_sigma": 6.0}, "blurred"),
+    ({"blur_sigma": 12.0}, "blurred"),
     ({"offset": (260.0, 0.0)}, "off_centre"),
     ({"offset": (0.0, 175.0)}, "off_centre"),
     ({"upper_lid": 0.05, "lower_lid": 0.35}, "covered"),

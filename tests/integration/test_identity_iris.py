@@ -100,7 +100,7 @@ def test_a_blurred_eye_gets_plain_advice_and_opens_nothing(station: Station) -> 
     parcel = station.deposit(RESIDENT_A[1])
     enrol(station, RESIDENT_A[0])
 
-    station.iris_camera.show_eye(synthetic_person(RESIDENT_A[0]), blur_sigma=6.0)
+    station.iris_camera.show_eye(synthetic_person(RESIDENT_A[0]), blur_sigma=12.0)
     reply = station.post("/iris/pickup")
 
     assert reply.location.endswith("/iris/pickup") and not station.door_open(parcel["compartment"])
@@ -114,7 +114,7 @@ def test_a_near_miss_names_nobody(station: Station) -> None:
     enrolled = TemplateCipher.from_key_file(key_file).decrypt(RESIDENT_A[0],
                                                                template_rows(station)[RESIDENT_A[0]])
     code, mask = enrolled.bits()
-    flip = np.random.default_rng(3).random(code.shape) < 0.29  # ~0.29: between the thresholds
+    flip = np.random.default_rng(3).random(code.shape) < 0.295  # ~0.295: between the thresholds
     probe = IrisTemplate.from_bits(code ^ flip, mask)
 
     result = iris(station).identify_template(probe)
@@ -183,7 +183,7 @@ def test_a_near_miss_at_the_screen_asks_for_the_code_and_opens_nothing(station: 
     code, mask = fresh.bits()
     # An enrolled template a little unlike today's eye: a fresh capture lands between the
     # match threshold and the near-miss bound (the test checks that it did, below).
-    flip = np.random.default_rng(11).random(code.shape) < 0.16
+    flip = np.random.default_rng(11).random(code.shape) < 0.12
     iris(station).enrol_from_templates(RESIDENT_A[0], [IrisTemplate.from_bits(code ^ flip, mask)] * 3,
                                        consent=True, recorded_how="test:button:I agree")
 
@@ -218,4 +218,25 @@ def test_repeated_strangers_at_the_iris_camera_pause_pickups_like_wrong_codes(st
     assert len(audits(station.controller.db, "iris_identify")) == limit  # the paused try never looked
 
     station.clock.advance(seconds=station.controller.settings.locker.wrong_code_cooldown_s + 1)
+    assert station.post("/iris/pickup").location.endswith(f"/pickup/door/{parcel['parcel_id']}")
+
+
+@pytest.mark.parametrize("medium", ["paper", "screen", "photo"])
+def test_a_print_of_an_enrolled_eye_at_the_pickup_screen_opens_nothing(station: Station, medium: str) -> None:
+    """The whole path with a presentation attack: the simulated camera shows a photo of
+    resident A's eye; the illuminator check (or the print's dots) refuses it, no door
+    opens, the attempt is audited and spends the kiosk's attempt budget."""
+    parcel = station.deposit(RESIDENT_A[1])
+    enrol(station, RESIDENT_A[0])
+
+    station.iris_camera.show_print(synthetic_person(RESIDENT_A[0]), medium=medium)
+    reply = station.post("/iris/pickup")
+
+    assert reply.location.endswith("/pickup/") and not station.door_open(parcel["compartment"])
+    [attempt] = audits(station.controller.db, "iris_identify")
+    assert attempt.result == "quality" and attempt.detail["quality"] == "not_live"
+    assert attempt.actor_id is None and attempt.detail["liveness"]
+    assert [a.result for a in audits(station.controller.db, "pickup_iris")] == ["wrong"]
+
+    station.iris_camera.show_eye(synthetic_person(RESIDENT_A[0]))  # then the live eye
     assert station.post("/iris/pickup").location.endswith(f"/pickup/door/{parcel['parcel_id']}")

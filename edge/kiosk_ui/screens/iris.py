@@ -30,11 +30,14 @@ QUALITY_WORDS = {
     "too_close": N_("Move back a little from the camera."),
     "blurred": N_("The picture is blurred. Hold still for a moment."),
     "covered": N_("Your eye is too covered. Open your eyes wide and look at the camera."),
+    "too_bright": N_("Too much light on your eye. Step out of direct sunlight or shade the camera."),
+    "glasses": N_("Reflections hide your eye. Please take off your glasses."),
+    "not_live": N_("We could not confirm a live eye. Look into the camera yourself, without a photo or a screen."),
     "ok": N_("Eye captured."),
 }
 ENROL_WORDS = {
     "too_few_captures": N_("We need a few more clear pictures of your eye. Please try again."),
-    "inconsistent": N_("The pictures did not agree with each other. Please try again."),
+    "inconsistent": N_("The pictures did not agree with each other yet. Please look into the camera again for a few more pictures."),
     "consent_required": N_("Iris enrolment needs your agreement first."),
 }
 STRANGER = "stranger"  # simulate mode: someone nobody enrolled stands at the camera
@@ -65,6 +68,12 @@ def pickup_look() -> Any:
         return redirect(url_for("pickup.enter_code"))
     _simulate_eye(request.form.get("sim_person"))
     result = iris.identify_from_camera()
+    if result.outcome == "quality" and result.quality == "not_live":
+        # A photo or a screen at the camera: it spends the kiosk's attempt budget too.
+        refusal = locker.record_failed_identification(kiosk_id, "iris")
+        flash(error_message(refusal) if isinstance(refusal, CoolingDown)
+              else _(QUALITY_WORDS["not_live"]), "error")
+        return redirect(url_for("pickup.enter_code"))
     if result.outcome == "quality":
         flash(_(QUALITY_WORDS[result.quality]), "error")
         return redirect(url_for("iris.pickup"))
