@@ -293,6 +293,10 @@ class IdentitySettings(_Section):
     scanner_terminator: str = "\r"
     iris_camera: str | None = None
     iris_key_file: Path | None = None  # AES key for iris templates; default under data_dir/keys
+    # One-time codes by SMS (ADR 0115): wrong codes per kiosk and per resident.
+    otp_attempt_limit: int = Field(5, ge=1)
+    otp_window_s: float = Field(600, gt=0)
+    otp_cooldown_s: float = Field(300, gt=0)
 
 
 class Settings(BaseSettings):
