@@ -10,7 +10,7 @@ from typing import Literal
 
 from sqlalchemy import select
 
-from edge.assurance import Assurance
+from edge.assurance import BY_METHOD, Assurance
 from edge.clock import Clock
 from edge.community.errors import IdentityError
 from edge.community.models import ResidentRow
@@ -31,8 +31,12 @@ class Resident:
     phone_masked: str
     identified_by: IdentifiedBy = "qr"  # becomes signin.recorded's "method"
     # edge.assurance level: "high" for the platform's QR or a phone plus its SMS code,
-    # "low" for a typed phone alone (ADR 0115); unknown reads as low.
-    assurance: str = "low"
+    # "low" for a typed phone alone (ADR 0115). Left empty: what `identified_by` gives.
+    assurance: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.assurance:
+            object.__setattr__(self, "assurance", BY_METHOD.get(self.identified_by, Assurance.LOW).value)
 
 
 def phone_hash(site_id: str, phone: str) -> str:

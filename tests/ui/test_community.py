@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 from simulators.demo import demo_token_issuer
 from edge.storage import Priority
+from tests.support.platform import texted_code
 from tests.ui.conftest import RESIDENT_PHONE, Kiosk, assert_accessible, shoot, type_on_keypad
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -20,6 +21,22 @@ VENUE = "venue-activity-room"
 def identify_by_phone(page, confirm: str = "确认") -> None:
     type_on_keypad(page, RESIDENT_PHONE)
     page.get_by_role("button", name=confirm).click()
+
+
+def confirm_with_texted_code(page, kiosk: Kiosk) -> None:
+    """On the "confirm it is you" screen: ask for the code, type a wrong one, then the one the
+    platform texts (opened from the sealed event with the test platform key), by taps."""
+    page.get_by_role("button", name="发送验证码").click()
+    expect(page.get_by_role("status")).to_contain_text("验证码已发送至 138****8000，5分钟内有效。")
+    assert_accessible(page)
+    shoot(page, "confirm-code-zh")
+    code = texted_code(kiosk.outbox("identity.otp_requested")[-1])
+    type_on_keypad(page, f"{(int(code) + 1) % 1_000_000:06d}")
+    page.get_by_role("button", name="确认", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("验证码不正确，请核对短信。")
+    type_on_keypad(page, code)
+    page.get_by_role("button", name="确认", exact=True).click()
+    expect(page.get_by_role("status")).to_contain_text("谢谢，已确认是您本人。")
 
 
 def test_book_a_room_pending_then_approved_live_then_cancel(page, kiosk: Kiosk) -> None:
@@ -47,6 +64,9 @@ def test_book_a_room_pending_then_approved_live_then_cancel(page, kiosk: Kiosk) 
     expect(page.get_by_role("status")).to_contain_text("欢迎您，张*华。")
     page.get_by_role("button", name=label).click()
 
+    # A typed phone is low assurance: "my bookings" first asks for the code texted to it.
+    expect(page.get_by_role("heading", name="确认是您本人")).to_be_visible()
+    confirm_with_texted_code(page, kiosk)
     expect(page.get_by_role("heading", name="我的预约")).to_be_visible()
     expect(page.get_by_text("等待审批", exact=True)).to_be_visible()
     [booking] = bookings.bookings_of("res-1001")
