@@ -123,6 +123,9 @@ def test_the_texted_code_gives_high_assurance_and_nothing_keeps_it_in_clear(stat
         [row] = s.scalars(select(OneTimeCodeRow)).all()
         assert code not in row.code_hash and len(row.code_hash) == 64
     assert not any(code in json.dumps(a.detail) + str(a.target) for a in audits(station.controller.db))
+    shown = station.controller.services.locker_diagnostics.events()["outbox"]  # edge diag events
+    [otp_row] = [e for e in shown if e["type"] == "identity.otp_requested"]
+    assert otp_row["data"]["secret"] != event.data["secret"] and otp_row["data"]["resident_id"] == VICTIM_ID
 
     assert type_code(station, code, "/venues/mine").endswith("/venues/mine")
     page = station.client.get("/venues/mine")
