@@ -233,6 +233,22 @@ def _build_identity(controller: Controller) -> None:
                        illuminator=_iris_illuminator(settings, iris_camera))
     services.iris = iris
     controller.components.append(iris)
+    _build_one_time_codes(controller)
+
+
+def _build_one_time_codes(controller: Controller) -> None:
+    """One-time identity codes (ADR 0115): an HMAC key file of their own, and the platform's
+    key to seal each code to (without it, codes by SMS are not offered)."""
+    from edge.identity.keys import load_or_create_key
+    from edge.identity.otp import OneTimeCodes
+    from edge.storage.attempts import AttemptPolicy
+
+    settings = controller.settings
+    identity = settings.identity
+    controller.services.otp = OneTimeCodes(
+        controller.db, controller.clock, load_or_create_key(settings.keys_dir / "otp.key", 32),
+        _platform_sealer(settings, warn=False),
+        AttemptPolicy(identity.otp_attempt_limit, identity.otp_window_s, identity.otp_cooldown_s))
 
 
 def _configured_scanner(settings: Settings) -> Any:
@@ -317,6 +333,10 @@ def _build_bridge(controller: Controller) -> None:
         router.register("locker.open", lambda data: open_remote(locker, data))
     if services.requests is not None:
         router.register("request.update", request_update_handler(services.requests))
+    if services.iris is not None:
+        iris = services.iris
+        router.register("iris.revoke", lambda data: {"deleted": iris.revoke_by_platform(
+            data["resident_id"], data["operator"], data["reason"])})
     bridge = Bridge(settings, db, router, clock=clock, version=software,
                     compartments=locker.snapshot if locker is not None else None)
     if locker is not None:
@@ -393,12 +413,13 @@ def serve(controller: Controller) -> None:
 
 
 
-def _platform_sealer(settings: Settings) -> Any:
+def _platform_sealer(settings: Settings, warn: bool = True) -> Any:
     """seal(secret, message_id) to the platform's key, or None when no key is set."""
     from edge.identity.sealing import parse_public_key, seal
 
     if not settings.mqtt.platform_public_key:
-        log.warning("no_platform_key", why="mqtt.platform_public_key is not set: deposits are refused")
+        if warn:
+            log.warning("no_platform_key", why="mqtt.platform_public_key is not set: deposits are refused")
         return None
     key = parse_public_key(settings.mqtt.platform_public_key)
     return lambda secret, message_id: seal(key, secret, message_id)

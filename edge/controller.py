@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from edge.community import (ActivityService, BookingService, CatalogueService,
                                 FeedbackService, RequestService, ResidentDirectory)
     from edge.drivers.gpio import StationIO
+    from edge.identity.otp import OneTimeCodes
     from edge.identity.service import IrisService
     from edge.live import LiveHub, ScanSource
     from edge.locker.diagnostics import LockerDiagnostics
@@ -51,6 +52,7 @@ class Services:
     feedback: FeedbackService | None = None
     qr_scanner: ScanSource | None = None  # camera or serial scanner; runs while a screen waits
     iris: IrisService | None = None
+    otp: OneTimeCodes | None = None  # one-time identity codes by SMS (HIGH assurance)
     bridge: Bridge | None = None
     command_router: CommandRouter | None = None  # later parts register their cloud commands on it
     nightly_backup: NightlyBackup | None = None

@@ -47,6 +47,17 @@ class CompartmentSpec(_Section):
     enabled: bool = True
 
 
+class CourierEntry(_Section):
+    """One courier code's holder: who, and the company whose parcels they may take back."""
+
+    id: str = Field(min_length=1, max_length=64)
+    company: str | None = Field(None, min_length=1, max_length=64)
+
+    @property
+    def company_name(self) -> str:
+        return self.company or self.id
+
+
 class SiteSettings(_Section):
     station_name: str = "社区服务站"
     station_name_en: str = "Community Service Station"
@@ -84,8 +95,13 @@ class LockerSettings(_Section):
     # Per-lock sizes when no explicit layout is given: locks 1-6 small, 7-12 medium, 13-16 large.
     default_sizes: str = "SSSSSSMMMMMMLLLL"
     compartments: list[CompartmentSpec] = []
-    # Courier codes typed at the kiosk, code -> courier id (EDGE_LOCKER__COURIERS='{"code": "id"}').
-    couriers: dict[str, str] = {}
+    # Courier codes typed at the kiosk, code -> {"id": ..., "company": ...}, or the older
+    # code -> courier id (company = the id) (EDGE_LOCKER__COURIERS='{"code": "id"}').
+    couriers: dict[str, str | CourierEntry] = {}
+    # Courier log-in attempts, per kiosk and per code (ADR 0115).
+    courier_login_limit: int = Field(5, ge=1)
+    courier_login_window_s: float = Field(600, gt=0)
+    courier_login_cooldown_s: float = Field(300, gt=0)
 
     @field_validator("boards", mode="before")
     @classmethod
@@ -123,6 +139,19 @@ class LockerSettings(_Section):
         if any(c.board not in self.boards for c in self.compartments):
             raise ValueError("a compartment names a board that is not in boards")
         return self
+
+    def courier_by_code(self, code: str) -> CourierEntry | None:
+        """The courier a code names (the old code -> id form reads as its own company)."""
+        entry = self.couriers.get(code)
+        return CourierEntry(id=entry) if isinstance(entry, str) else entry
+
+    def company_of(self, courier_id: str) -> str:
+        """The company a courier id belongs to; an id no code names is its own company."""
+        for code in self.couriers:
+            entry = self.courier_by_code(code)
+            if entry is not None and entry.id == courier_id:
+                return entry.company_name
+        return courier_id
 
     def layout(self) -> list[CompartmentSpec]:
         """The site's compartments: explicit ones, else N -> board (N-1)//16, lock (N-1)%16."""
@@ -302,6 +331,10 @@ class IdentitySettings(_Section):
     iris_led_left_pin: int | None = None  # BCM PWM pins of the iris camera's NIR LEDs
     iris_led_right_pin: int | None = None  # (both set: live-eye check; else iris opens nothing)
 
+    # One-time codes by SMS (ADR 0115): wrong codes per kiosk and per resident.
+    otp_attempt_limit: int = Field(5, ge=1)
+    otp_window_s: float = Field(600, gt=0)
+    otp_cooldown_s: float = Field(300, gt=0)
 
 class BackupSettings(_Section):
     """Nightly encrypted backups (edge/ops, ADR 0150); no dir: no nightly backup."""

@@ -101,6 +101,7 @@ class CloudSimulator:
         self._reply_id = f"cloud-sim-{uuid.uuid4().hex[:8]}"
         self.platform_key = platform_key  # X25519PrivateKey: opens sealed pickup secrets
         self.pickup_secrets: dict[str, dict[str, Any]] = {}  # parcel_id -> opened secret
+        self.one_time_codes: dict[str, str] = {}  # resident_id -> the last one-time code texted
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5,
                                    client_id=client_id or f"cloud-sim-{uuid.uuid4().hex[:8]}")
         self._client.suppress_exceptions = True
@@ -184,6 +185,8 @@ class CloudSimulator:
                 self.reply_correlations[transaction_id].append(correlation)
         elif envelope.get("type") == "parcel.deposited":
             self._open_secret(envelope)
+        elif envelope.get("type") == "identity.otp_requested":
+            self._text_one_time_code(envelope)
         elif envelope.get("type") == "outbox.dropped":
             for first, last in envelope["data"]["ranges"]:
                 log.explained.update(range(first, last + 1))
@@ -215,6 +218,23 @@ class CloudSimulator:
         print(f"[simulated cloud] SMS to {data.get('phone_masked')}: parcel in compartment "
               f"{data.get('compartment')}, pickup code {opened.get('pickup_code')}", flush=True)
         self.pickup_secrets[str(data.get("parcel_id"))] = opened  # after the print: tests wait on it
+
+    def _text_one_time_code(self, envelope: dict[str, Any]) -> None:
+        """What the platform does with identity.otp_requested: open the sealed code and text
+        it to the resident's phone. The demo prints it, since no SMS is sent."""
+        from edge.identity.sealing import SealError, unseal
+
+        data = envelope.get("data") or {}
+        if self.platform_key is None or not isinstance(data.get("secret"), str):
+            return
+        try:
+            opened = unseal(self.platform_key, data["secret"], str(envelope.get("message_id")))
+        except SealError as exc:
+            self._violation(f"identity.otp_requested {data.get('resident_id')}: {exc}")
+            return
+        print(f"[simulated cloud] SMS to resident {data.get('resident_id')}: your code is "
+              f"{opened.get('otp')}", flush=True)
+        self.one_time_codes[str(data.get("resident_id"))] = str(opened.get("otp"))  # after the print
 
     def _violation(self, text: str) -> None:
         with self._changed:

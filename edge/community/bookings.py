@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from edge.assurance import require
 from edge.clock import Clock, iso_utc
 from edge.community.catalogue import CatalogueService, Venue
 from edge.community.errors import BookingError, CatalogueError
@@ -109,6 +110,8 @@ class BookingService:
         return booking
 
     def cancel(self, resident: Resident, booking_id: str) -> Booking:
+        """A typed phone alone cannot cancel: AssuranceTooLow (ADR 0115)."""
+        require(resident.assurance, "cancel_booking")
         with self._db.write() as s:
             row = s.get(BookingRow, booking_id)
             if row is None or row.resident_id != resident.resident_id:
@@ -123,7 +126,7 @@ class BookingService:
             booking = _view(row, venue)
             record_event(s, "booking.cancelled", booking.wire(), clock=self._clock)
             audit(s, Actor.RESIDENT, "booking.cancel", "ok", actor_id=resident.resident_id,
-                  target=booking_id, clock=self._clock)
+                  target=booking_id, detail={"assurance": resident.assurance}, clock=self._clock)
         self._notify("booking.cancelled", booking.wire())
         return booking
 

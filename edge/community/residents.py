@@ -10,6 +10,7 @@ from typing import Literal
 
 from sqlalchemy import select
 
+from edge.assurance import BY_METHOD, Assurance
 from edge.clock import Clock
 from edge.community.errors import IdentityError
 from edge.community.models import ResidentRow
@@ -29,6 +30,13 @@ class Resident:
     name_masked: str
     phone_masked: str
     identified_by: IdentifiedBy = "qr"  # becomes signin.recorded's "method"
+    # edge.assurance level: "high" for the platform's QR or a phone plus its SMS code,
+    # "low" for a typed phone alone (ADR 0115). Left empty: what `identified_by` gives.
+    assurance: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.assurance:
+            object.__setattr__(self, "assurance", BY_METHOD.get(self.identified_by, Assurance.LOW).value)
 
 
 def phone_hash(site_id: str, phone: str) -> str:
@@ -56,7 +64,7 @@ class ResidentDirectory:
         with self._db.read() as s:
             row = s.get(ResidentRow, resident_id)
         return Resident(resident_id, masked_name,
-                        row.phone_masked if row is not None else "", "qr")
+                        row.phone_masked if row is not None else "", "qr", Assurance.HIGH.value)
 
     def phone_hash_of(self, resident_id: str) -> str | None:
         """The synced phone hash a resident's parcels are filed under (iris pickup), if any."""
@@ -79,4 +87,4 @@ class ResidentDirectory:
                                 "this number is not registered at this station; "
                                 "please use the QR code in the community app or ask staff")
         return Resident(row.resident_id, row.name_masked, row.phone_masked or mask_phone(phone),
-                        "phone")
+                        "phone", Assurance.LOW.value)

@@ -31,3 +31,18 @@ class IrisConsentRow(Base):
     revoked_at: Mapped[datetime | None]
     # How consent was given, e.g. "kiosk:<device>:button:I agree" (ADR 0044).
     recorded_how: Mapped[str] = mapped_column(String(128))
+
+
+class OneTimeCodeRow(Base):
+    """A one-time identity code sent by SMS (ADR 0115): only its keyed hash, never the code.
+
+    One live row per resident: asking again replaces it, and a right code, its expiry or a
+    cooldown ends it (`used_at`)."""
+
+    __tablename__ = "identity_otp"
+
+    resident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from edge.assurance import Assurance, AssuranceTooLow, require
 from edge.clock import Clock
 from edge.drivers.camera import CameraSource, Illuminator
 from edge.identity.iris import (
@@ -150,15 +151,25 @@ class IrisService:
     # --- enrolment --------------------------------------------------------------------------
 
     def enrol(self, resident_id: str, frames: Sequence[np.ndarray], *, consent: bool,
-              recorded_how: str) -> None:
+              recorded_how: str, assurance: str | Assurance) -> None:
         """Enrol from a batch of frames (each extracted, then fused)."""
         templates = [e.template for e in map(extract, frames) if e.template is not None]
-        self.enrol_from_templates(resident_id, templates, consent=consent, recorded_how=recorded_how)
+        self.enrol_from_templates(resident_id, templates, consent=consent, recorded_how=recorded_how,
+                                  assurance=assurance)
 
-    def capture_for_enrolment(self, resident_id: str) -> CaptureProgress:
+    def start_enrolment(self, resident_id: str, *, assurance: str | Assurance) -> None:
+        """The person gave consent on the screen: check who they are (HIGH assurance, ADR
+        0115) and that no template is stored (its owner revokes it first), then start from
+        fresh captures, none from a past visit."""
+        self._require(resident_id, assurance, "iris_consent")
+        self._refuse_if_enrolled(resident_id)
+        self.abandon_enrolment(resident_id)
+
+    def capture_for_enrolment(self, resident_id: str, *, assurance: str | Assurance) -> CaptureProgress:
         """One live capture for the enrol screen; good templates wait in memory. Three are
         needed; while no three agree, one more is asked for, up to MAX_ENROL_CAPTURES,
         after which finishing reports `inconsistent` and the screen starts over."""
+        self._require(resident_id, assurance, "iris_enrol")
         quality, template = self._capture()
         with self._lock:
             kept = self._pending.setdefault(resident_id, [])
@@ -173,15 +184,34 @@ class IrisService:
             return MIN_ENROL_CAPTURES
         return min(len(kept) + 1, MAX_ENROL_CAPTURES)
 
-    def finish_enrolment(self, resident_id: str, *, consent: bool, recorded_how: str) -> None:
+    def finish_enrolment(self, resident_id: str, *, consent: bool, recorded_how: str,
+                         assurance: str | Assurance) -> None:
+        self._require(resident_id, assurance, "iris_enrol")
         self._require_consent(consent, recorded_how)
         with self._lock:
             templates = self._pending.pop(resident_id, [])
-        self.enrol_from_templates(resident_id, templates, consent=consent, recorded_how=recorded_how)
+        self.enrol_from_templates(resident_id, templates, consent=consent, recorded_how=recorded_how,
+                                  assurance=assurance)
 
     def abandon_enrolment(self, resident_id: str) -> None:
         with self._lock:
             self._pending.pop(resident_id, None)
+
+    def _require(self, resident_id: str, assurance: str | Assurance, act: str) -> None:
+        """ADR 0115: biometrics need HIGH assurance; a refusal is audited with the level."""
+        try:
+            require(assurance, act)
+        except AssuranceTooLow as exc:
+            with self._db.write() as s:
+                audit(s, Actor.RESIDENT, act, "refused_assurance_too_low", actor_id=resident_id,
+                      target=f"kiosk:{self._station}", detail={"assurance": exc.have.value}, clock=self._clock)
+            raise
+
+    def _refuse_if_enrolled(self, resident_id: str) -> None:
+        with self._db.read() as s:
+            stored = s.get(IrisTemplateRow, resident_id) is not None
+        if stored or self.is_enrolled(resident_id):
+            raise IrisError("already_enrolled", "An iris is already enrolled for you. Delete it first.")
 
     def _require_consent(self, consent: bool, recorded_how: str) -> None:
         if consent is not True or not recorded_how.strip():
@@ -189,9 +219,12 @@ class IrisService:
                             "Iris enrolment needs your agreement first.")
 
     def enrol_from_templates(self, resident_id: str, templates: list[IrisTemplate], *,
-                             consent: bool, recorded_how: str) -> None:
-        """Fuse captures that agree with each other into one encrypted, consented template."""
+                             consent: bool, recorded_how: str, assurance: str | Assurance) -> None:
+        """Fuse captures that agree with each other into one encrypted, consented template.
+        Needs HIGH assurance and no stored template: no silent replacement."""
+        self._require(resident_id, assurance, "iris_enrol")
         self._require_consent(consent, recorded_how)
+        self._refuse_if_enrolled(resident_id)
         enrolment = enrol_templates(templates)
         if enrolment.template is None:
             with self._db.write() as s:
@@ -200,19 +233,32 @@ class IrisService:
             raise IrisError(enrolment.code, enrolment.message)
         blob = self._cipher.encrypt(resident_id, enrolment.template)
         with self._db.write() as s:
+            if s.get(IrisTemplateRow, resident_id) is not None:  # enrolled meanwhile, elsewhere
+                raise IrisError("already_enrolled", "An iris is already enrolled for you. Delete it first.")
             s.add(IrisConsentRow(resident_id=resident_id, consented_at=self._clock.now(),
                                  revoked_at=None, recorded_how=recorded_how[:128]))
             self._store.save_in(s, resident_id, blob)
             audit(s, Actor.RESIDENT, "iris_enrol", "enrolled", actor_id=resident_id,
-                  target=f"kiosk:{self._station}", detail={"captures": len(templates)},
+                  target=f"kiosk:{self._station}",
+                  detail={"captures": len(templates), "assurance": Assurance(assurance).value},
                   clock=self._clock)
         self._enrolments.gallery.add(resident_id, enrolment.template)
 
     # --- revocation -------------------------------------------------------------------------
 
-    def revoke(self, resident_id: str) -> bool:
-        """Delete the resident's template now and mark their consent withdrawn. True when
-        there was a template."""
+    def revoke(self, resident_id: str, *, assurance: str | Assurance) -> bool:
+        """The resident, at HIGH assurance, deletes their template now and withdraws their
+        consent. True when there was a template."""
+        self._require(resident_id, assurance, "iris_revoke")
+        return self._revoke(resident_id, Actor.RESIDENT, resident_id,
+                            {"assurance": Assurance(assurance).value})
+
+    def revoke_by_platform(self, resident_id: str, operator: str, reason: str) -> bool:
+        """The cloud's `iris.revoke` command (the resident asked the platform, or left)."""
+        return self._revoke(resident_id, Actor.REMOTE, operator[:64],
+                            {"resident_id": resident_id, "reason": reason[:200]})
+
+    def _revoke(self, resident_id: str, actor: Actor, actor_id: str, detail: dict[str, str]) -> bool:
         self.abandon_enrolment(resident_id)
         with self._db.write() as s:
             removed = self._store.delete_in(s, resident_id)
@@ -220,8 +266,8 @@ class IrisService:
                       .where(IrisConsentRow.resident_id == resident_id,
                              IrisConsentRow.revoked_at.is_(None))
                       .values(revoked_at=self._clock.now()))
-            audit(s, Actor.RESIDENT, "iris_revoke", "deleted" if removed else "nothing_stored",
-                  actor_id=resident_id, target=f"kiosk:{self._station}", clock=self._clock)
+            audit(s, actor, "iris_revoke", "deleted" if removed else "nothing_stored",
+                  actor_id=actor_id, target=f"kiosk:{self._station}", detail=detail, clock=self._clock)
         self._enrolments.gallery.remove(resident_id)
         return removed
 

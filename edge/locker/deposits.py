@@ -20,7 +20,6 @@ from edge.locker.errors import (
     NoFreeCompartment,
     NoPlatformKey,
     NotFound,
-    UnknownCourier,
     WrongState,
 )
 from edge.locker.models import Compartment, Deposit, Parcel
@@ -57,15 +56,6 @@ class Deposits:
         # it a pickup code could not reach the resident, so deposits are refused.
         self._seal_secret = seal_secret
         doors.add_follow_up(self.follow_up)
-
-    def courier_for_code(self, code: str) -> str:
-        """The courier id for a typed courier code; every failure is audited (not the code)."""
-        courier_id = self._doors.settings.couriers.get((code or "").strip())
-        if courier_id is None:
-            with self._doors.db.write() as s:
-                audit(s, Actor.COURIER, "courier_login", "refused", clock=self._doors.clock)
-            raise UnknownCourier("that courier code is not known at this station")
-        return courier_id
 
     def status(self, deposit_id: str, courier_id: str | None = None) -> DepositView:
         """A deposit's state; with `courier_id`, only that courier's deposit is found."""

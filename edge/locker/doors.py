@@ -58,8 +58,9 @@ FollowUp = Callable[[Session, Compartment, LockState, Pending], bool]
 
 
 def redact_event(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
-    """An event's data safe to show or push: the pickup code and token only go to the outbox."""
-    if event_type != "parcel.deposited":
+    """An event's data safe to show or push: sealed secrets (the pickup code and token of
+    parcel.deposited, a one-time code of identity.otp_requested) only go to the outbox."""
+    if "secret" not in data:
         return dict(data)
     return {**data, "secret": REDACTED}
 

@@ -187,10 +187,17 @@ class Pickups:
         return views
 
     def return_parcel(self, courier_id: str, parcel_id: str) -> PickupView:
-        """Open an overdue parcel's door so a courier can take it back."""
+        """Open an overdue parcel's door so a courier of the company that brought it can take
+        it back (another company's parcel reads as not found, and the attempt is audited)."""
+        settings = self._doors.settings
         with self._doors.lock:
             with self._doors.db.read() as s:
                 parcel = s.get(Parcel, parcel_id)
+            if parcel is not None and settings.company_of(parcel.courier_id) != settings.company_of(courier_id):
+                with self._doors.db.write() as s:
+                    audit(s, Actor.COURIER, "parcel_return", "refused_other_company", actor_id=courier_id,
+                          target=parcel_id, clock=self._doors.clock)
+                parcel = None
             if parcel is None:
                 raise NotFound("no parcel with that id")
             if parcel.state != "stored" or not parcel.overdue:

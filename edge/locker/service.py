@@ -17,13 +17,14 @@ from typing import Any
 from edge.clock import Clock
 from edge.drivers.lockboard.base import LockBoardBus
 from edge.locker.codes import PickupCodes
+from edge.locker.couriers import CourierLogins
 from edge.locker.deposits import Deposits, PickupTokens
 from edge.locker.doors import Doors, Subscriber, redact_event
 from edge.locker.errors import LockerError
 from edge.locker.pickups import Pickups
 from edge.locker.upkeep import Upkeep
 from edge.locker.views import DepositView, PickupView
-from edge.settings import CompartmentSpec, LockerSettings
+from edge.settings import CompartmentSpec, CourierEntry, LockerSettings
 from edge.storage import Actor, Database
 
 __all__ = ["LockerService", "PickupTokens", "redact_event"]
@@ -58,6 +59,7 @@ class LockerService:
         self._deposits = Deposits(self._doors, codes, pickup_tokens, phone_hash, seal_secret)
         self._pickups = Pickups(self._doors, codes, pickup_tokens, resident_phone_hash)
         self._upkeep = Upkeep(self._doors)
+        self._couriers = CourierLogins(self._doors, codes)
 
     @property
     def doors(self) -> Doors:
@@ -90,8 +92,11 @@ class LockerService:
 
     # --- deposits ---------------------------------------------------------------------------
 
-    def courier_for_code(self, code: str) -> str:
-        return self._deposits.courier_for_code(code)
+    def courier_log_in(self, code: str, kiosk_id: str = "kiosk") -> CourierEntry:
+        return self._couriers.log_in(code, kiosk_id)
+
+    def courier_company(self, courier_id: str) -> str:
+        return self._couriers.company_of(courier_id)
 
     def deposit_status(self, deposit_id: str, courier_id: str | None = None) -> DepositView:
         return self._deposits.status(deposit_id, courier_id)
@@ -133,8 +138,8 @@ class LockerService:
 
     # --- upkeep -----------------------------------------------------------------------------
 
-    def overdue_parcels(self) -> list[dict[str, Any]]:
-        return self._upkeep.overdue_parcels()
+    def overdue_parcels(self, company: str | None = None) -> list[dict[str, Any]]:
+        return self._upkeep.overdue_parcels(company)
 
     def check_retention(self) -> int:
         return self._upkeep.check_retention()

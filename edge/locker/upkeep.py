@@ -27,10 +27,13 @@ class Upkeep:
     def __init__(self, doors: Doors) -> None:
         self._doors = doors
 
-    def overdue_parcels(self) -> list[dict[str, Any]]:
+    def overdue_parcels(self, company: str | None = None) -> list[dict[str, Any]]:
+        """Stored parcels past retention; with `company`, only that courier company's."""
         with self._doors.db.read() as s:
             rows = s.scalars(select(Parcel).where(Parcel.state == "stored", Parcel.overdue)
                              .order_by(Parcel.due_at)).all()
+        if company is not None:
+            rows = [p for p in rows if self._doors.settings.company_of(p.courier_id) == company]
         return [{"parcel_id": p.id, "compartment": p.compartment, "waybill": p.waybill,
                  "courier_id": p.courier_id, "phone_masked": p.phone_masked,
                  "deposited_at": iso_utc(p.deposited_at), "due_at": iso_utc(p.due_at)} for p in rows]

@@ -29,6 +29,7 @@ MODEL_MODULES = [
     "edge.community.models",
     "edge.locker.models",
     "edge.identity.models",
+    "edge.storage.attempts",
 ]
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import date, datetime
 
@@ -125,7 +126,7 @@ def test_requests_outside_free_slots_are_refused(bookings, start: datetime, code
 def test_cancel_own_booking_before_the_window(bookings, clock: FakeClock, db: Database) -> None:
     booking = bookings.request(ALICE, "hall", local(2026, 11, 21, 19))  # window: 120 min
     with pytest.raises(BookingError) as refused:
-        bookings.cancel(BOB, booking.booking_id)
+        bookings.cancel(dataclasses.replace(BOB, assurance="high"), booking.booking_id)
     assert refused.value.code == "unknown_booking"
     clock.advance(minutes=59, seconds=59)  # 16:59:59, the last second before 17:00
     cancelled = bookings.cancel(ALICE, booking.booking_id)

@@ -17,7 +17,8 @@ from edge.identity.models import IrisConsentRow, IrisTemplateRow
 from edge.identity.service import IrisError, IrisService
 from simulators.camera import SimulatedCamera
 from simulators.people import synthetic_person
-from tests.support.station import RESIDENT_A, RESIDENT_B, Station, audits
+from tests.support.station import RESIDENT_A, RESIDENT_B, Station, audits, outbox
+from tests.support.platform import texted_code
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,7 +35,7 @@ def eye_frames(resident_id: str, count: int = 4) -> list[np.ndarray]:
 
 def enrol(station: Station, resident_id: str) -> None:
     iris(station).enrol(resident_id, eye_frames(resident_id), consent=True,
-                        recorded_how="test:button:I agree")
+                        recorded_how="test:button:I agree", assurance="high")
 
 
 def template_rows(station: Station) -> dict[str, bytes]:
@@ -43,13 +44,19 @@ def template_rows(station: Station) -> dict[str, bytes]:
 
 
 def sign_in(station: Station, phone: str) -> None:
+    """Phone, then the texted one-time code: iris screens need HIGH assurance (ADR 0115)."""
     reply = station.post("/identify/phone", phone=phone, next="/iris/enrol")
     assert reply.status_code == 302 and reply.location.endswith("/iris/enrol")
+    assert "/identify/otp" in station.client.get("/iris/enrol").location
+    station.post("/identify/otp/send", next="/iris/enrol")
+    code = texted_code(outbox(station.controller.db, "identity.otp_requested")[-1])
+    assert station.post("/identify/otp", otp=code, next="/iris/enrol").location.endswith("/iris/enrol")
 
 
 def test_enrolment_needs_explicit_consent_which_is_recorded(station: Station) -> None:
     with pytest.raises(IrisError) as refused:
-        iris(station).enrol(RESIDENT_A[0], eye_frames(RESIDENT_A[0]), consent=False, recorded_how="x")
+        iris(station).enrol(RESIDENT_A[0], eye_frames(RESIDENT_A[0]), consent=False, recorded_how="x",
+                            assurance="high")
     assert refused.value.code == "consent_required" and template_rows(station) == {}
 
     sign_in(station, RESIDENT_A[1])
@@ -185,7 +192,7 @@ def test_a_near_miss_at_the_screen_asks_for_the_code_and_opens_nothing(station: 
     # match threshold and the near-miss bound (the test checks that it did, below).
     flip = np.random.default_rng(11).random(code.shape) < 0.12
     iris(station).enrol_from_templates(RESIDENT_A[0], [IrisTemplate.from_bits(code ^ flip, mask)] * 3,
-                                       consent=True, recorded_how="test:button:I agree")
+                                       consent=True, recorded_how="test:button:I agree", assurance="high")
 
     station.iris_camera.show_eye(synthetic_person(RESIDENT_A[0]))
     reply = station.post("/iris/pickup")

@@ -24,3 +24,8 @@ def revealed(event: Any) -> dict[str, Any]:
     """The event's data with the sealed secret opened into pickup_code and pickup_token."""
     data = event["data"] if isinstance(event, dict) else event.data
     return {**data, **opened_secret(event)}
+
+
+def texted_code(event: Any) -> str:
+    """The one-time code of an identity.otp_requested outbox row, as the platform would text it."""
+    return opened_secret(event)["otp"]

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -137,17 +138,36 @@ def test_the_edge_logs_in_and_only_the_platform_can_command_it(locked_broker, ed
         rogue.stop()
 
 
+def answered_ping(platform: Peer, timeout: float = 30.0) -> None:
+    """Ping until one is answered: a ping sent before the edge's SUBACK is simply not
+    delivered, so one ping alone could wait forever."""
+    deadline = time.monotonic() + timeout
+    sent: set[str] = set()
+    while time.monotonic() < deadline:
+        sent.add(platform.command("ping", {}))
+        try:
+            wait_until(lambda: any(r.get("transaction_id") in sent for r in platform.on("/reply")),
+                       timeout=1, what="a ping's reply")
+            return
+        except AssertionError:
+            continue
+    raise AssertionError("no ping was answered")
+
+
 def test_a_response_topic_outside_the_reply_namespace_is_refused_on_the_default_topic(locked_broker, edge):
     bridge, db = edge
     platform = Peer(locked_broker, "platform", "platform-pw", subscribe="edge/v1/#")
     try:
         assert bridge.connected.wait(15)
+        # One answered ping first: both subscriptions (the edge's commands, the platform's
+        # edge/v1/#) are then in place, so the hijack below cannot be lost to a SUBACK race.
+        answered_ping(platform)
         hijack = platform.command("ping", {}, response_topic=f"{PREFIX}/evt/parcel.collected")
         own = platform.command("ping", {}, response_topic=f"{PREFIX}/reply/ops-console")
         wait_until(lambda: any(r.get("transaction_id") == own for r in platform.on("/reply/ops-console")),
                    timeout=15, what="the reply on the platform's own sub-topic")
         [refused] = wait_until(lambda: [m for m in platform.messages if m.topic == f"{PREFIX}/reply"
-                                        and json.loads(m.payload)["error"]["code"] == "bad_response_topic"],
+                                        and json.loads(m.payload).get("error", {}).get("code") == "bad_response_topic"],
                                timeout=15, what="the refusal on the default reply topic")
         assert refused.properties.CorrelationData == hijack.encode()
         assert platform.on("/evt/parcel.collected") == []

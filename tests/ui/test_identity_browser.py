@@ -33,7 +33,7 @@ def test_iris_pickup_screen_opens_the_residents_door(page, kiosk: Station) -> No
     camera = SimulatedCamera(fps=None)
     camera.show_eye(synthetic_person(RESIDENT[0]))
     kiosk.services.iris.enrol(RESIDENT[0], [camera.read() for _ in range(4)], consent=True,
-                                recorded_how="test")
+                                recorded_how="test", assurance="high")
 
     page.goto("/pickup/")
     page.get_by_role("button", name="English").click()
@@ -54,7 +54,7 @@ def test_a_stranger_at_the_iris_camera_is_sent_to_the_code(page, kiosk: Station)
     camera = SimulatedCamera(fps=None)
     camera.show_eye(synthetic_person(RESIDENT[0]))
     kiosk.services.iris.enrol(RESIDENT[0], [camera.read() for _ in range(4)], consent=True,
-                                recorded_how="test")
+                                recorded_how="test", assurance="high")
     page.goto("/iris/pickup")
     page.get_by_label("模拟：谁在摄像头前").select_option("stranger")
     page.get_by_role("button", name="我正看着摄像头").click()

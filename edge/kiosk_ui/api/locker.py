@@ -149,9 +149,10 @@ def _credential_for_simulator() -> Response | None:
 
 @bp.post("/courier/login")
 def courier_login() -> Any:
-    courier_id = service().courier_for_code(json_body("code")["code"])
-    token = current_app.extensions["courier_sessions"].open(courier_id)
-    return jsonify(token=token, courier_id=courier_id, expires_in=COURIER_SESSION_S)
+    courier = service().courier_log_in(json_body("code")["code"], kiosk_id())
+    token = current_app.extensions["courier_sessions"].open(courier.id)
+    return jsonify(token=token, courier_id=courier.id, company=courier.company_name,
+                   expires_in=COURIER_SESSION_S)
 
 
 def _own_deposit(deposit_id: str) -> None:
@@ -218,7 +219,8 @@ def compartments() -> Any:
 @bp.get("/overdue")
 @courier_required
 def overdue() -> Any:
-    return jsonify(parcels=service().overdue_parcels())
+    """Only the parcels of the logged-in courier's company."""
+    return jsonify(parcels=service().overdue_parcels(service().courier_company(g.courier_id)))
 
 
 @bp.post("/returns")
@@ -329,8 +331,9 @@ def _openapi() -> dict[str, Any]:
         },
         "paths": {
             "/api/locker/courier/login": {"post": operation(
-                "Courier logs in with a courier code", obj(token=STRING, courier_id=STRING, expires_in=INTEGER),
-                body=obj(code=STRING), errors=(400, 401), tag="locker")},
+                "Courier logs in with a courier code", obj(token=STRING, courier_id=STRING, company=STRING,
+                                                           expires_in=INTEGER),
+                body=obj(code=STRING), errors=(400, 401, 429), tag="locker")},
             "/api/locker/deposits": {"post": operation(
                 "Start a deposit: choose a free working compartment of the size and open it", deposit,
                 body=obj(waybill=STRING, phone=STRING, size={"enum": ["S", "M", "L"]}),

@@ -10,6 +10,7 @@ from edge.kiosk_ui.screens.common import (
     controller,
     domain_errors,
     error_message,
+    may,
     resident,
     resident_object,
     resident_required_keeping_choice,
@@ -26,7 +27,7 @@ def list_activities() -> Any:
     now = controller().clock.now()
     rows = [{"activity": a,
              "places_left": activities.places_left(a.id),
-             "mine": activities.attendance(who["resident_id"], a.id) if who else None,
+             "mine": activities.attendance(who["resident_id"], a.id) if may("see_own_data") else None,
              "signin_open": a.signin_opens_at <= now <= a.signin_closes_at}
             for a in service("catalogue").activities()]
     return render_template("activities.html", rows=rows)

@@ -1,12 +1,14 @@
 """What every screen needs: the services, the person at the screen, and plain-word errors."""
 from __future__ import annotations
 
+import math
 from functools import wraps
 from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, redirect, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from edge.controller import Controller
 
@@ -88,12 +90,51 @@ def _ask_who_first(view: F, *, carry_choice: bool) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def visit_assurance() -> str:
+    """The visit's assurance level (ADR 0115): "high" after the platform's QR or an SMS code."""
+    from edge.assurance import level
+
+    who = resident()
+    return level(who.get("assurance") if who else None).value
+
+
+def may(act: str) -> bool:
+    """Whether the person at the screen may do `act` (edge.assurance.NEEDS, the one table)."""
+    from edge.assurance import allows
+
+    return resident() is not None and allows(visit_assurance(), act)
+
+
+def assurance_required(act: str) -> Callable[[F], F]:
+    """Like resident_required, and then, when `act` needs more than a typed phone gives,
+    ask for the one-time code by SMS first (or the QR code), then come back here."""
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if resident() is None or may(act):
+                return view(*args, **kwargs)
+            return redirect(url_for("identify.otp", next=_back_here()))
+
+        return resident_required(wrapper)  # type: ignore[return-value]
+
+    return decorate
+
+
+def _back_here() -> str:
+    """This page, or for a form, the page the form was on."""
+    if request.method == "GET":
+        return request.full_path.rstrip("?")
+    referrer = urlsplit(request.referrer or "")
+    return referrer.path + (f"?{referrer.query}" if referrer.query else "") or "/"
+
+
 def can_see_private(who: dict[str, Any] | None) -> bool:
     """May the person at the screen see their requests' words and staff's replies, and cancel?
-    Only with high assurance: a platform-signed personal QR code. A typed phone number is low
-    assurance (anyone may know it): it shows statuses only. The one place to switch when
-    identity assurance levels arrive."""
-    return who is not None and who.get("identified_by") == "qr"
+    Only with high assurance (the platform's QR code or an SMS code, ADR 0115): a typed phone
+    number (anyone may know it) shows statuses only."""
+    from edge.assurance import allows, level
+
+    return who is not None and allows(level(who.get("assurance")), "see_own_data")
 
 
 def resident_object() -> Any:
@@ -105,11 +146,13 @@ def resident_object() -> Any:
 
 def domain_errors() -> tuple[type[Exception], ...]:
     """What the services raise for input or rules; anything else is a bug and goes to the log."""
+    from edge.assurance import AssuranceTooLow
     from edge.community import CommunityError
+    from edge.identity.otp import OtpError
     from edge.locker.errors import LockerError
     from edge.storage import StorageFull
 
-    return (CommunityError, LockerError, StorageFull)
+    return (CommunityError, LockerError, StorageFull, AssuranceTooLow, OtpError)
 
 
 # Plain-word messages by the domain's error codes; unknown codes fall back to the service's words.
@@ -119,12 +162,20 @@ def error_message(exc: Exception) -> str:
     if isinstance(exc, StorageFull):
         return _("The station cannot take new requests right now. Please ask staff.")
     code = getattr(exc, "code", "")
+    if code == "cooling_down":  # courier codes and one-time codes; pickup codes say it themselves
+        return cooldown_message(getattr(exc, "details", {}).get("seconds_left", 60))
     messages = _messages()
     if code == "token_refused":
         code = getattr(exc, "reason", code)
     if code in messages:
         return messages[code]
     return str(getattr(exc, "message", "") or exc) or _("Something went wrong. Please ask staff.")
+
+
+def cooldown_message(seconds_left: int) -> str:
+    minutes = max(1, math.ceil(seconds_left / 60))
+    return ngettext("Too many wrong codes. Please try again in %(num)d minute.",
+                    "Too many wrong codes. Please try again in %(num)d minutes.", minutes)
 
 
 def _messages() -> dict[str, str]:
@@ -168,6 +219,12 @@ def _messages() -> dict[str, str]:
         "bad_waybill": _("Please type the waybill number (up to 64 characters)."),
         "bad_size": _("Please choose a size."),
         "bad_code_format": _("The pickup code has 8 digits. Please check the message you received."),
+        # identity assurance (ADR 0115)
+        "assurance_too_low": _("For this, please confirm it is you with the code we text to your phone."),
+        "wrong_otp": _("That code is not right. Please check the text message."),
+        "otp_expired": _("That code has expired. Please ask for a new one."),
+        "no_otp": _("Please ask for a code first."),
+        "otp_too_soon": _("A code was just sent. Please wait a minute before asking again."),
     }
 
 

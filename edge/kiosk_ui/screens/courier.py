@@ -42,10 +42,11 @@ def _log_in(courier_code: str) -> Any:
     from edge.locker.errors import LockerError
 
     try:
-        session["courier_id"] = service("locker").courier_for_code(courier_code)
+        courier = service("locker").courier_log_in(courier_code, controller().settings.mqtt.device_id)
     except LockerError as exc:
         flash(error_message(exc), "error")
         return redirect(url_for("courier.identify"))
+    session["courier_id"] = courier.id
     return redirect(url_for("courier.waybill"))
 
 

@@ -12,12 +12,13 @@ from flask_babel import gettext as _
 
 from edge.kiosk_ui.screens.common import (
     N_,
+    assurance_required,
     controller,
     current_lang,
     error_message,
     resident,
-    resident_required,
     service,
+    visit_assurance,
 )
 
 bp = Blueprint("iris", __name__, url_prefix="/iris")
@@ -39,6 +40,7 @@ ENROL_WORDS = {
     "too_few_captures": N_("We need a few more clear pictures of your eye. Please try again."),
     "inconsistent": N_("The pictures did not agree with each other yet. Please look into the camera again for a few more pictures."),
     "consent_required": N_("Iris enrolment needs your agreement first."),
+    "already_enrolled": N_("An eye is already enrolled for you. Delete it first, then enrol again."),
 }
 STRANGER = "stranger"  # simulate mode: someone nobody enrolled stands at the camera
 
@@ -109,7 +111,7 @@ def _open_parcels_of(resident_id: str) -> Any:
 
 
 @bp.get("/enrol")
-@resident_required
+@assurance_required("iris_consent")
 def enrol() -> Any:
     iris = _iris_with_camera()
     resident_id = resident()["resident_id"]
@@ -118,17 +120,24 @@ def enrol() -> Any:
 
 
 @bp.post("/consent")
-@resident_required
+@assurance_required("iris_consent")
 def consent() -> Any:
-    """The explicit "I agree" button: remembered for this visit, recorded at enrolment."""
+    """The explicit "I agree" button: remembered for this visit, recorded at enrolment.
+    A resident with an eye enrolled deletes it first: no silent replacement (ADR 0115)."""
+    from edge.identity.service import IrisError
+
     iris = _iris_with_camera()
+    try:
+        iris.start_enrolment(resident()["resident_id"], assurance=visit_assurance())
+    except IrisError as exc:
+        flash(_(ENROL_WORDS.get(exc.code, ENROL_WORDS["consent_required"])), "error")
+        return redirect(url_for("iris.enrol"))
     session["iris_consent"] = resident()["resident_id"]
-    iris.abandon_enrolment(resident()["resident_id"])  # three fresh captures, none from a past visit
     return redirect(url_for("iris.capture"))
 
 
 @bp.route("/capture", methods=["GET", "POST"])
-@resident_required
+@assurance_required("iris_enrol")
 def capture() -> Any:
     iris = _iris_with_camera()
     resident_id = resident()["resident_id"]
@@ -137,7 +146,7 @@ def capture() -> Any:
     if request.method == "GET":
         return render_template("iris_capture.html", captured=0, needed=3)
     _simulate_eye(resident_id)
-    progress = iris.capture_for_enrolment(resident_id)
+    progress = iris.capture_for_enrolment(resident_id, assurance=visit_assurance())
     if progress.captured < progress.needed:
         if not progress.quality.ok:
             flash(_(QUALITY_WORDS[progress.quality.code]), "error")
@@ -150,7 +159,7 @@ def _finish(iris: Any, resident_id: str) -> Any:
 
     how = f"kiosk:{controller().settings.mqtt.device_id}:button:I agree:{current_lang()}"
     try:
-        iris.finish_enrolment(resident_id, consent=True, recorded_how=how)
+        iris.finish_enrolment(resident_id, consent=True, recorded_how=how, assurance=visit_assurance())
     except IrisError as exc:
         flash(_(ENROL_WORDS.get(exc.code, ENROL_WORDS["too_few_captures"])), "error")
         return redirect(url_for("iris.capture"))
@@ -160,10 +169,10 @@ def _finish(iris: Any, resident_id: str) -> Any:
 
 
 @bp.post("/revoke")
-@resident_required
+@assurance_required("iris_revoke")
 def revoke() -> Any:
     iris = service("iris")
-    iris.revoke(resident()["resident_id"])
+    iris.revoke(resident()["resident_id"], assurance=visit_assurance())
     session.pop("iris_consent", None)
     flash(_("Your iris data is deleted."), "success")
     return redirect(url_for("iris.enrol"))

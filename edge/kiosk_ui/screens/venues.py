@@ -9,12 +9,13 @@ from flask_babel import gettext as _
 
 from edge.kiosk_ui.screens.common import (
     N_,
+    assurance_required,
     controller,
     domain_errors,
     error_message,
+    may,
     resident,
     resident_object,
-    resident_required,
     resident_required_keeping_choice,
     safe_next,
     service,
@@ -69,7 +70,8 @@ def day_view(venue_id: str) -> Any:
     except CatalogueError:
         abort(404)
     who = resident()
-    slots = service("bookings").day_slots(venue_id, day, who["resident_id"] if who else None)
+    # Which slots are "mine" is the resident's data: shown only at HIGH assurance (ADR 0115).
+    slots = service("bookings").day_slots(venue_id, day, who["resident_id"] if may("see_own_data") else None)
     days = [today + timedelta(days=n) for n in range(DAYS_AHEAD)]
     return render_template("venue_day.html", venue=venue, day=day, days=days, slots=slots)
 
@@ -91,7 +93,7 @@ def book(venue_id: str) -> Any:
 
 
 @bp.get("/mine")
-@resident_required
+@assurance_required("see_own_data")
 def mine() -> Any:
     catalogue = service("catalogue")
     names = {venue.id: venue.name for venue in catalogue.venues()}
@@ -100,7 +102,7 @@ def mine() -> Any:
 
 
 @bp.post("/mine/<booking_id>/cancel")
-@resident_required
+@assurance_required("cancel_booking")
 def cancel(booking_id: str) -> Any:
     try:
         service("bookings").cancel(resident_object(), booking_id)
