@@ -285,6 +285,7 @@ def _build_bridge(controller: Controller) -> None:
     from cloud_bridge import Bridge, CommandRouter, ConfigCommand
     from cloud_bridge.commands import ping_handler
     from edge.handoffs import open_remote
+    from edge.station_checks import diag_run_handler
     from edge.storage import outbox
 
     settings, db, clock, services = controller.settings, controller.db, controller.clock, controller.services
@@ -301,6 +302,7 @@ def _build_bridge(controller: Controller) -> None:
     router = CommandRouter(db, clock)
     router.register("ping", ping_handler(software), in_transaction=True)
     router.register("config.set", ConfigCommand(settings), in_transaction=True)
+    router.register("diag.run", diag_run_handler(controller))  # a self-test asked by the cloud
     catalogue, bookings, locker = services.catalogue, services.bookings, services.locker
     if catalogue is not None:
         router.register("catalogue.sync", catalogue.replace)

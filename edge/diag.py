@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -83,6 +84,9 @@ class HttpDiagnostics:
     def events(self, limit: int = 20) -> dict[str, Any]:
         return self._call(f"events?limit={limit}")
 
+    def station(self) -> dict[str, Any]:
+        return self._call("station")
+
 
 @contextmanager
 def open_diagnostics(ctx: typer.Context) -> Iterator[tuple[Diagnostics, str]]:
@@ -149,44 +153,90 @@ def _emit_json(value: Any) -> None:
 
 
 @diag_app.command()
-def doors(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Every compartment: board, lock, latch, item, parcel state, fault. Exit 1 when a
-    board does not answer."""
+def doors(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
+          occupied: bool = typer.Option(False, "--occupied", help="only compartments holding a parcel"),
+          faults: bool = typer.Option(False, "--faults", help="only compartments with a fault"),
+          overdue: bool = typer.Option(False, "--overdue", help="only overdue parcels"),
+          maintenance: bool = typer.Option(False, "--maintenance", help="only compartments out of service")) -> None:
+    """Every compartment: lock, door, state, parcel (masked phone, waybill tail, age), fault,
+    then a summary line. Filters combine as "any of". Exit 1 when a board does not answer."""
+    from edge.diag_text import door_summary, doors_table, filter_doors, t
+
     report, via = _run(ctx, "doors")
+    rows = filter_doors(report["compartments"], occupied=occupied, faults=faults, overdue=overdue,
+                        maintenance=maintenance)
+    summary = door_summary(report["compartments"])
     if as_json:
-        _emit_json(report)
+        _emit_json({**report, "compartments": rows, "summary": summary})
     else:
-        table = Table(title=f"compartments (via {via})")
-        for column in ("no.", "board", "lock (1-16)", "size", "latch", "item", "state", "parcel", "fault"):
-            table.add_column(column)
-        for c in report["compartments"]:
-            item = "?" if c["item"] is None else ("yes" if c["item"] else "no")
-            table.add_row(str(c["number"]), str(c["board"]), str(c["lock"] + 1), c["size"], c["latch"],
-                          item, c["state"], (c["parcel_state"] or "-") + (" overdue" if c["overdue"] else ""),
-                          c["fault"] or "")
-        console.print(table)
+        console.print(doors_table(rows, via))
+        for row in rows:
+            if row.get("maintenance"):
+                console.print(t("maintenance.line", number=row["number"], reason=row["maintenance"]))
         for board in report["boards"]:
             if not board["reachable"]:
-                console.print(f"[red]board {board['board']} unreachable:[/red] {board['error']}")
+                console.print("[red]" + t("board.unreachable", board=board["board"], error=board["error"]) + "[/red]")
+        shown = "" if len(rows) == summary["total"] else "  (" + t("shown", shown=len(rows), total=summary["total"]) + ")"
+        console.print(t("summary", **summary) + shown)
     if any(not b["reachable"] for b in report["boards"]):
         raise typer.Exit(1)
 
 
+def _inside_words(row: dict[str, Any], number: int, tz_name: str) -> str:
+    """What a technician is about to expose, in a sentence."""
+    from edge.diag_text import age_since, local_time, state_word, t
+
+    parcel = row.get("parcel")
+    if parcel:
+        return t("open.inside.parcel", number=number, phone=parcel["phone_masked"],
+                 waybill="…" + (parcel["waybill_tail"] or "?"), age=age_since(parcel["deposited_at"]),
+                 since=local_time(parcel["deposited_at"], tz_name))
+    if row.get("state") == "deposit":
+        return t("open.inside.deposit", number=number)
+    return t("open.inside.empty", number=number, state=state_word(row.get("state", "unknown")))
+
+
+def _confirm_opening(row: dict[str, Any] | None, number: int, tz_name: str) -> None:
+    """Name what is inside; ask; ask again when a resident's parcel is. Not a terminal: refuse."""
+    from edge.diag_text import t
+
+    if not sys.stdin.isatty():
+        _fail(t("open.not_interactive", number=number))
+    if row is not None:
+        console.print(_inside_words(row, number, tz_name))
+    if not typer.confirm(t("open.confirm", number=number)):
+        _fail(t("open.declined"), 1)
+    if row is not None and row.get("parcel") and not typer.confirm(t("open.confirm_again")):
+        _fail(t("open.declined"), 1)
+
+
 @diag_app.command("open")
 def open_door(ctx: typer.Context, number: int = typer.Argument(..., help="compartment number"),
-              yes: bool = typer.Option(False, "--yes", help="do not ask"),
+              yes: bool = typer.Option(False, "--yes", help="do not ask (needed when stdin is not a terminal)"),
               as_json: bool = typer.Option(False, "--json"),
               who: Optional[str] = typer.Option(None, "--who", help="technician name for the audit")) -> None:
-    """Open one door (audited as technician). Exit 0 only when status confirms it open."""
-    if not yes and not typer.confirm(f"Open compartment {number}?"):
-        raise typer.Exit(1)
-    result, via = _run(ctx, "open", number, who or _who())
+    """Open one door (audited as technician): names what is inside and asks, twice when it
+    holds a resident's parcel. Exit 0 only when status confirms it open."""
+    from edge.diag_text import t
+    from edge.locker.errors import LockerError
+
+    tz_name = settings_from(ctx).site.timezone
+    try:
+        with open_diagnostics(ctx) as (diagnostics, via):
+            rows = {c["number"]: c for c in diagnostics.doors()["compartments"]}
+            if number not in rows:
+                _fail(t("not_found", number=number))
+            if not yes:
+                _confirm_opening(rows.get(number), number, tz_name)
+            result = diagnostics.open(number, who or _who())
+    except (DiagError, LockerError) as exc:
+        _fail(str(exc))
     if as_json:
         _emit_json(result)
     elif result["opened"]:
-        console.print(f"compartment {number} is open (attempts {result['attempts']}, via {via})")
+        console.print(t("open.done", number=number, attempts=result["attempts"], via=t(f"via.{via}")))
     else:
-        console.print(f"[red]compartment {number} did not open:[/red] {result['error']}")
+        console.print("[red]" + t("open.failed", number=number, error=result["error"]) + "[/red]")
     if not result["opened"]:
         raise typer.Exit(1)
 
@@ -224,19 +274,22 @@ def bus(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> No
 
 @diag_app.command()
 def selftest(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Database writable, key files, bus answers, each board reachable, disk space."""
+    """Database, key files, bus and boards, disk space, cloud link and last PUBACK, outbox
+    backlog, clock synchronisation, each camera. Exit 1 when a check fails ("unknown" is
+    not a failure)."""
+    from edge.diag_text import checks_table
+
     checks, via = _run(ctx, "selftest")
+    if via == "local bus":  # no controller: the station's checks from here (the controller adds its own)
+        from edge.station_checks import offline_checks
+
+        settings = settings_from(ctx)
+        checks += offline_checks(settings, settings.database_path)
     if as_json:
         _emit_json(checks)
     else:
-        table = Table(title=f"self-test (via {via})")
-        for column in ("check", "result", "detail"):
-            table.add_column(column)
-        for check in checks:
-            table.add_row(check["check"], "[green]ok[/green]" if check["ok"] else "[red]FAIL[/red]",
-                          check["detail"])
-        console.print(table)
-    if not all(check["ok"] for check in checks):
+        console.print(checks_table(checks, via))
+    if any(check["ok"] is False for check in checks):
         raise typer.Exit(1)
 
 
@@ -342,11 +395,28 @@ def _camera(ctx: typer.Context, purpose: str) -> Any:
     simulated one showing a test code or a synthetic eye."""
     from edge.app import build_camera
 
-    camera = build_camera(settings_from(ctx), purpose, sim_qr_text=_SIM_QR_TEXT)
+    settings = settings_from(ctx)
+    camera = build_camera(settings, purpose, sim_qr_text=_SIM_QR_TEXT)
+    if camera is None and not settings.simulate and _running_station_is_simulated(settings):
+        camera = build_camera(settings_from(ctx, simulate=True), purpose, sim_qr_text=_SIM_QR_TEXT)
     if camera is None:
         setting = "identity.qr_camera" if purpose == "qr" else "identity.iris_camera"
         _fail(f"no {purpose} camera configured (set {setting})")
     return camera
+
+
+def _running_station_is_simulated(settings: Any) -> bool:
+    """A controller started with --simulate has simulated cameras and no camera settings:
+    diag then looks through a simulated camera of its own, as the station does."""
+    try:
+        from edge.kiosk_ui.guard import API_TOKEN_FILE
+
+        token = settings.data_dir / API_TOKEN_FILE
+        station = HttpDiagnostics(f"http://{settings.http.host}:{settings.http.port}",
+                                  token.read_text().strip() if token.is_file() else "", timeout_s=5).station()
+    except (DiagError, OSError):
+        return False
+    return bool(station.get("simulate"))
 
 
 @diag_app.command()
