@@ -23,7 +23,7 @@ from rich.table import Table
 from edge.cli_options import settings_from
 
 diag_app = typer.Typer(no_args_is_help=True, help="Technician diagnostics of the parcel locker.")
-console = Console()
+console = Console(highlight=False)  # numbers and phones plain, not coloured mid-text
 
 
 class DiagError(Exception):
@@ -160,7 +160,7 @@ def doors(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
           maintenance: bool = typer.Option(False, "--maintenance", help="only compartments out of service")) -> None:
     """Every compartment: lock, door, state, parcel (masked phone, waybill tail, age), fault,
     then a summary line. Filters combine as "any of". Exit 1 when a board does not answer."""
-    from edge.diag_text import door_summary, doors_table, filter_doors, t
+    from edge.diag_text import door_notes, door_summary, doors_table, filter_doors, t
 
     report, via = _run(ctx, "doors")
     rows = filter_doors(report["compartments"], occupied=occupied, faults=faults, overdue=overdue,
@@ -170,26 +170,26 @@ def doors(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
         _emit_json({**report, "compartments": rows, "summary": summary})
     else:
         console.print(doors_table(rows, via))
-        for row in rows:
-            if row.get("maintenance"):
-                console.print(t("maintenance.line", number=row["number"], reason=row["maintenance"]))
+        for note in door_notes(rows):
+            console.print(note)
         for board in report["boards"]:
             if not board["reachable"]:
                 console.print("[red]" + t("board.unreachable", board=board["board"], error=board["error"]) + "[/red]")
-        shown = "" if len(rows) == summary["total"] else "  (" + t("shown", shown=len(rows), total=summary["total"]) + ")"
-        console.print(t("summary", **summary) + shown)
+        if len(rows) != summary["total"]:
+            console.print(t("shown", shown=len(rows), total=summary["total"]))
+        console.print(t("summary", **summary))
     if any(not b["reachable"] for b in report["boards"]):
         raise typer.Exit(1)
 
 
 def _inside_words(row: dict[str, Any], number: int, tz_name: str) -> str:
     """What a technician is about to expose, in a sentence."""
-    from edge.diag_text import age_since, local_time, state_word, t
+    from edge.diag_text import age_words, local_time, state_word, t
 
     parcel = row.get("parcel")
     if parcel:
         return t("open.inside.parcel", number=number, phone=parcel["phone_masked"],
-                 waybill="…" + (parcel["waybill_tail"] or "?"), age=age_since(parcel["deposited_at"]),
+                 waybill="…" + (parcel["waybill_tail"] or "?"), age=age_words(parcel["age_s"]),
                  since=local_time(parcel["deposited_at"], tz_name))
     if row.get("state") == "deposit":
         return t("open.inside.deposit", number=number)

@@ -26,16 +26,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "col.door": ("Door", "门"),
     "col.state": ("State", "状态"),
     "col.parcel": ("Parcel", "包裹"),
-    "col.fault": ("Fault", "故障"),
     "door.closed": ("shut", "关"),
     "door.open": ("open", "开"),
     "door.unknown": ("?", "?"),
     "door.item": ("+item", "有物"),
-    "summary": ("{total} doors: {free} free, {occupied} occupied, {faults} faults, "
-                "{maintenance} maintenance, {overdue} overdue",
+    "summary": ("{total} doors: free {free}, occupied {occupied}, faults {faults}, "
+                "maintenance {maintenance}, overdue {overdue}",
                 "共 {total} 格：空闲 {free}，占用 {occupied}，故障 {faults}，维护 {maintenance}，超期 {overdue}"),
     "shown": ("showing {shown} of {total}", "显示 {shown} / {total}"),
     "board.unreachable": ("board {board} unreachable: {error}", "锁板 {board} 无响应：{error}"),
+    "fault.line": ("compartment {number} fault: {fault}", "{number} 号格口故障：{fault}"),
     "maintenance.line": ("compartment {number} out of service: {reason}", "{number} 号格口停用维护：{reason}"),
     "overdue": ("overdue", "超期"),
     # states
@@ -198,8 +198,8 @@ def parcel_words(row: Mapping[str, Any], now: datetime | None = None) -> str:
     parcel = row.get("parcel")
     if not parcel:
         return "-"
-    words = [parcel.get("phone_masked") or "?", f"…{parcel.get('waybill_tail') or '?'}",
-             age_since(parcel.get("deposited_at"), now)]
+    age = age_words(parcel["age_s"]) if "age_s" in parcel else age_since(parcel.get("deposited_at"), now)
+    words = [parcel.get("phone_masked") or "?", f"…{parcel.get('waybill_tail') or '?'}", age]
     if row.get("overdue"):
         words.append(t("overdue"))
     return " ".join(words)
@@ -210,28 +210,42 @@ def _door_words(row: Mapping[str, Any]) -> str:
     return latch + (t("door.item") if row.get("item") else "")
 
 
+def _compact_table(title: str) -> Table:
+    """No outer edge, one space between columns: seven columns in 80 characters."""
+    return Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), collapse_padding=True,
+                 pad_edge=False, title_justify="left")
+
+
 def doors_table(rows: Iterable[Mapping[str, Any]], via: str, now: datetime | None = None) -> Table:
-    """One line per compartment: compact borders so 7 columns fit 80 characters; a long
-    cell wraps at spaces (a word too long for its column is folded, never dropped)."""
-    table = Table(title=t("doors.title", via=t(f"via.{via}")), box=box.SIMPLE_HEAD, padding=(0, 1),
-                  pad_edge=False, title_justify="left")
+    """One line per compartment. A long cell wraps at spaces (a word too long for its column
+    is folded, never dropped); faults' sentences go below the table (door_notes)."""
+    table = _compact_table(t("doors.title", via=t(f"via.{via}")))
     table.add_column(t("col.no"), justify="right", no_wrap=True)
     table.add_column(t("col.lock"), no_wrap=True)
     table.add_column(t("col.size"), no_wrap=True)
     table.add_column(t("col.door"), no_wrap=True)
     table.add_column(t("col.state"), overflow="fold")
-    table.add_column(t("col.parcel"), overflow="fold", min_width=14)
-    table.add_column(t("col.fault"), overflow="fold")
+    table.add_column(t("col.parcel"), overflow="fold", min_width=26)
     for row in rows:
         state = "maintenance" if is_maintenance(row) and row.get("state") == "free" else row["state"]
         table.add_row(str(row["number"]), f"{row['board']}-{row['lock'] + 1}", row["size"], _door_words(row),
-                      state_word(state), parcel_words(row, now), row.get("fault") or "")
+                      state_word(state), parcel_words(row, now))
     return table
 
 
+def door_notes(rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """A line for each fault and each compartment out of service, in full words."""
+    notes = []
+    for row in rows:
+        if row.get("fault"):
+            notes.append(t("fault.line", number=row["number"], fault=row["fault"]))
+        if row.get("maintenance"):
+            notes.append(t("maintenance.line", number=row["number"], reason=row["maintenance"]))
+    return notes
+
+
 def checks_table(checks: Iterable[Mapping[str, Any]], via: str) -> Table:
-    table = Table(title=t("selftest.title", via=t(f"via.{via}")), box=box.SIMPLE_HEAD, padding=(0, 1),
-                  pad_edge=False, title_justify="left")
+    table = _compact_table(t("selftest.title", via=t(f"via.{via}")))
     table.add_column(t("col.check"), overflow="fold")
     table.add_column(t("col.result"), no_wrap=True)
     table.add_column(t("col.detail"), overflow="fold")

@@ -127,9 +127,9 @@ def broker_in_use(settings: Any, running_simulated: bool = False) -> bool:
 def controller_checks(controller: Any) -> list[Check]:
     """The station checks from inside the running controller (its bridge and cameras)."""
     settings, services = controller.settings, controller.services
-    bridge = services.bridge
-    in_use = bridge is not None
-    checks = [cloud_link(in_use, bridge.connected.is_set() if bridge is not None else None)]
+    bridge = services.bridge  # present offline too: it then only keeps the outbox
+    in_use = bridge is not None and broker_in_use(settings, controller.simulation is not None)
+    checks = [cloud_link(in_use, bridge.connected.is_set() if in_use else None)]
     checks += outbox_checks(controller.db, controller.clock.now(), settings.site.timezone, in_use)
     checks.append(clock_synchronised())
     simulated = controller.simulation is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -106,9 +107,13 @@ class LockerDiagnostics:
         if parcel is None:
             return None
         with self._db.read() as s:
-            waybill = s.scalar(select(Parcel.waybill).where(Parcel.id == parcel["parcel_id"])) or ""
-        return {"phone_masked": parcel["phone_masked"], "waybill_tail": waybill[-4:],
-                "deposited_at": parcel["deposited_at"]}
+            stored = s.get(Parcel, parcel["parcel_id"])
+        if stored is None:
+            return None
+        deposited_at = stored.deposited_at.replace(tzinfo=stored.deposited_at.tzinfo or timezone.utc)
+        return {"phone_masked": parcel["phone_masked"], "waybill_tail": stored.waybill[-4:],
+                "deposited_at": parcel["deposited_at"],
+                "age_s": max(0, int((self._service.clock.now() - deposited_at).total_seconds()))}
 
     def _read(self, board: int) -> BoardStatus:
         try:
