@@ -246,28 +246,33 @@ def clear_fault(ctx: typer.Context, number: int = typer.Argument(..., help="comp
                 yes: bool = typer.Option(False, "--yes", help="do not ask"),
                 who: Optional[str] = typer.Option(None, "--who")) -> None:
     """Put a repaired compartment back in service (audited)."""
-    if not yes and not typer.confirm(f"Put compartment {number} back in service?"):
+    from edge.diag_text import t
+
+    if not yes and not typer.confirm(t("clear.confirm", number=number)):
         raise typer.Exit(1)
     _run(ctx, "clear_fault", number, who or _who())
-    console.print(f"compartment {number} is back in service")
+    console.print(t("clear.done", number=number))
 
 
 @diag_app.command()
 def bus(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """Scan the bus: which boards answer. Exit 1 when a configured board is missing."""
+    from edge.diag_text import t
+
     scan, via = _run(ctx, "bus")
     if as_json:
         _emit_json(scan)
     else:
-        console.print(f"configured boards: {scan['configured']}  answering: {scan['answering']}  (via {via})")
+        console.print(t("bus.boards", configured=scan["configured"], answering=scan["answering"],
+                        via=t(f"via.{via}")))
         if scan["missing"]:
-            console.print(f"[red]missing:[/red] {scan['missing']}")
+            console.print("[red]" + t("bus.missing", boards=scan["missing"]) + "[/red]")
         if scan["unexpected"]:
-            console.print(f"[yellow]answering but not configured:[/yellow] {scan['unexpected']}")
+            console.print("[yellow]" + t("bus.unexpected", boards=scan["unexpected"]) + "[/yellow]")
         if scan["error"]:
-            console.print(f"[red]bus error:[/red] {scan['error']}")
+            console.print("[red]" + t("bus.error", error=scan["error"]) + "[/red]")
         if line := scan.get("line"):
-            console.print("line since start: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in line.items()))
+            console.print(t("bus.line", counts=", ".join(f"{k.replace('_', ' ')} {v}" for k, v in line.items())))
     if scan["missing"] or scan["error"]:
         raise typer.Exit(1)
 
@@ -296,23 +301,29 @@ def selftest(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
 @diag_app.command()
 def events(ctx: typer.Context, limit: int = typer.Option(20, "--limit", min=1, max=500),
            as_json: bool = typer.Option(False, "--json")) -> None:
-    """Recent audit rows and outbox events (pickup codes are never shown)."""
+    """Recent audit rows and outbox events (pickup codes are never shown); times in the
+    site's time zone (--json: UTC)."""
+    from edge.diag_text import local_time, shorten, t
+
     recent, via = _run(ctx, "events", limit)
     if as_json:
         _emit_json(recent)
         return
-    audit_table = Table(title=f"audit (newest first, via {via})")
-    for column in ("ts", "actor", "action", "target", "result"):
-        audit_table.add_column(column)
+    tz_name = settings_from(ctx).site.timezone
+    audit_table = Table(title=t("events.audit", via=t(f"via.{via}"), tz=tz_name), title_justify="left")
+    for key in ("col.time", "col.actor", "col.action", "col.target", "col.result"):
+        audit_table.add_column(t(key), overflow="fold")
     for row in recent["audit"]:
         actor = row["actor"] + (f":{row['actor_id']}" if row["actor_id"] else "")
-        audit_table.add_row(row["ts"], actor, row["action"], row["target"] or "", row["result"])
-    outbox_table = Table(title="outbox (newest first)")
-    for column in ("seq", "ts", "type", "sent", "data"):
-        outbox_table.add_column(column)
+        audit_table.add_row(local_time(row["ts"], tz_name), actor, row["action"], row["target"] or "",
+                            row["result"])
+    outbox_table = Table(title=t("events.outbox"), title_justify="left")
+    for key in ("col.seq", "col.time", "col.type", "col.sent", "col.data"):
+        outbox_table.add_column(t(key), overflow="fold")
     for row in recent["outbox"]:
-        outbox_table.add_row(str(row["seq"]), row["ts"], row["type"], "yes" if row["published"] else "no",
-                             json.dumps(row["data"], ensure_ascii=False)[:120])
+        outbox_table.add_row(str(row["seq"]), local_time(row["ts"], tz_name), row["type"],
+                             t("yes") if row["published"] else t("no"),
+                             shorten(json.dumps(row["data"], ensure_ascii=False), 120))
     console.print(audit_table)
     console.print(outbox_table)
 
@@ -429,11 +440,13 @@ def scan(ctx: typer.Context,
     if as_json:
         _emit_json(found)
     else:
-        table = Table(title="QR decoding")
-        for column in ("source", "found", "ms"):
-            table.add_column(column)
+        from edge.diag_text import t
+
+        table = Table(title=t("scan.title"), title_justify="left")
+        for column in (t("col.source"), t("col.found"), "ms"):
+            table.add_column(column, overflow="fold")
         for row in found:
-            table.add_row(row["source"], row.get("error") or "\n".join(row["codes"]) or "(no code)",
+            table.add_row(row["source"], row.get("error") or "\n".join(row["codes"]) or t("scan.none"),
                           "" if row.get("ms") is None else str(row["ms"]))
         console.print(table)
     if any("error" in row for row in found):
@@ -463,9 +476,11 @@ def iris(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> N
     if as_json:
         _emit_json(report)
         return
-    table = Table(title="iris camera")
-    table.add_column("figure")
-    table.add_column("value")
+    from edge.diag_text import t
+
+    table = Table(title=t("iris.title"), title_justify="left")
+    table.add_column(t("col.figure"), overflow="fold")
+    table.add_column(t("col.value"), overflow="fold")
     for key, value in report.items():
         table.add_row(key, str(value))
     console.print(table)

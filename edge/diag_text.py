@@ -73,6 +73,34 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "result.ok": ("ok", "正常"),
     "result.fail": ("FAIL", "失败"),
     "result.unknown": ("unknown", "未知"),
+    # clear-fault, bus, events, scan, iris
+    "clear.confirm": ("Put compartment {number} back in service?", "将 {number} 号格口恢复使用？"),
+    "clear.done": ("compartment {number} is back in service", "{number} 号格口已恢复使用"),
+    "bus.boards": ("configured boards: {configured}  answering: {answering}  (via {via})",
+                   "已配置锁板：{configured}  响应：{answering}（{via}）"),
+    "bus.missing": ("missing: {boards}", "无响应：{boards}"),
+    "bus.unexpected": ("answering but not configured: {boards}", "有响应但未配置：{boards}"),
+    "bus.error": ("bus error: {error}", "总线错误：{error}"),
+    "bus.line": ("line since start: {counts}", "启动以来线路计数：{counts}"),
+    "events.audit": ("audit (newest first, via {via}, {tz})", "审计记录（最新在前，{via}，{tz}）"),
+    "events.outbox": ("outbox (newest first)", "待发/已发事件（最新在前）"),
+    "col.time": ("Time", "时间"),
+    "col.actor": ("Actor", "操作者"),
+    "col.action": ("Action", "动作"),
+    "col.target": ("Target", "对象"),
+    "col.seq": ("Seq", "序号"),
+    "col.type": ("Type", "类型"),
+    "col.sent": ("Sent", "已发"),
+    "col.data": ("Data", "数据"),
+    "yes": ("yes", "是"),
+    "no": ("no", "否"),
+    "scan.title": ("QR decoding", "二维码识别"),
+    "col.source": ("Source", "来源"),
+    "col.found": ("Found", "识别结果"),
+    "scan.none": ("(no code)", "（无码）"),
+    "iris.title": ("iris camera", "虹膜摄像头"),
+    "col.figure": ("Figure", "指标"),
+    "col.value": ("Value", "值"),
     # how diag reached the locker
     "via.local bus": ("local bus", "本机总线"),
     "via.controller": ("controller", "控制器"),
@@ -136,6 +164,15 @@ def local_time(stamp: str | datetime | None, tz_name: str) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(ZoneInfo(tz_name)).strftime("%Y-%m-%d %H:%M")
+
+
+def shorten(text: str, limit: int) -> str:
+    """At most `limit` characters, cut after a whole word (or JSON item) with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    cut = max(head.rfind(" "), head.rfind(","))
+    return (head[:cut] if cut > limit // 2 else head).rstrip(" ,") + " …"
 
 
 def age_words(seconds: float) -> str:

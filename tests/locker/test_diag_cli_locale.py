@@ -186,3 +186,20 @@ def test_selftest_reports_the_station_checks_through_the_controller(controller, 
     assert "自检（控制器）" in zh.stdout and widest_line(zh.stdout) <= 80
     en = diag({**served, **EN}, "selftest")
     assert "cloud link" in en.stdout and "self-test (via controller)" in en.stdout
+
+
+def test_events_show_site_times_and_cut_data_only_between_words(controller, sim, served, fake_clock):
+    assert diag(served, "open", "4", "--yes", "--who", "tech-sun").exit_code == 0
+    stamp = local_time(fake_clock.now(), "Asia/Shanghai")  # the fake clock's 08:00 UTC is 16:00 there
+    zh = diag({**served, **ZH}, "events")
+    assert zh.exit_code == 0, zh.output
+    assert "审计记录" in zh.stdout and "Asia/Shanghai" in zh.stdout
+    assert stamp.split()[1] in zh.stdout and "tech-sun" in zh.stdout
+    assert "08:00" not in zh.stdout  # no UTC time in the human view
+    raw = json.loads(diag(served, "events", "--json").stdout)
+    assert raw["audit"][0]["ts"].startswith("2026-11-21T08:00")  # --json keeps UTC for machines
+
+    from edge.diag_text import shorten
+
+    assert shorten('{"compartment": 12, "reason": "hinge replaced today"}', 40) == '{"compartment": 12, "reason": "hinge …'
+    assert shorten("short", 40) == "short"
