@@ -303,23 +303,24 @@ def events(ctx: typer.Context, limit: int = typer.Option(20, "--limit", min=1, m
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Recent audit rows and outbox events (pickup codes are never shown); times in the
     site's time zone (--json: UTC)."""
-    from edge.diag_text import local_time, shorten, t
+    from edge.diag_text import compact_table, local_time, shorten, t
 
     recent, via = _run(ctx, "events", limit)
     if as_json:
         _emit_json(recent)
         return
     tz_name = settings_from(ctx).site.timezone
-    audit_table = Table(title=t("events.audit", via=t(f"via.{via}"), tz=tz_name), title_justify="left")
+    audit_table = compact_table(t("events.audit", via=t(f"via.{via}"), tz=tz_name))
     for key in ("col.time", "col.actor", "col.action", "col.target", "col.result"):
-        audit_table.add_column(t(key), overflow="fold")
-    for row in recent["audit"]:
-        actor = row["actor"] + (f":{row['actor_id']}" if row["actor_id"] else "")
+        audit_table.add_column(t(key), no_wrap=key == "col.time", overflow="fold",
+                               min_width={"col.target": 20, "col.result": 10}.get(key))  # ids whole
+    for row in recent["audit"]:  # "actor: id" wraps at its space on a narrow terminal
+        actor = row["actor"] + (f": {row['actor_id']}" if row["actor_id"] else "")
         audit_table.add_row(local_time(row["ts"], tz_name), actor, row["action"], row["target"] or "",
                             row["result"])
-    outbox_table = Table(title=t("events.outbox"), title_justify="left")
+    outbox_table = compact_table(t("events.outbox"))
     for key in ("col.seq", "col.time", "col.type", "col.sent", "col.data"):
-        outbox_table.add_column(t(key), overflow="fold")
+        outbox_table.add_column(t(key), no_wrap=key in ("col.time", "col.type"), overflow="fold")
     for row in recent["outbox"]:
         outbox_table.add_row(str(row["seq"]), local_time(row["ts"], tz_name), row["type"],
                              t("yes") if row["published"] else t("no"),

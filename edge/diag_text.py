@@ -134,9 +134,10 @@ def is_chinese(environ: Mapping[str, str] | None = None) -> bool:
     return False
 
 
-def t(key: str, **fields: Any) -> str:
-    english, chinese = MESSAGES[key]
-    return (chinese if is_chinese() else english).format(**fields)
+def t(key: str, *, chinese: bool | None = None, **fields: Any) -> str:
+    """The phrase in the technician's language (chinese=False/True forces one)."""
+    english, in_chinese = MESSAGES[key]
+    return (in_chinese if (is_chinese() if chinese is None else chinese) else english).format(**fields)
 
 
 def state_word(state: str) -> str:
@@ -175,15 +176,15 @@ def shorten(text: str, limit: int) -> str:
     return (head[:cut] if cut > limit // 2 else head).rstrip(" ,") + " …"
 
 
-def age_words(seconds: float) -> str:
+def age_words(seconds: float, *, chinese: bool | None = None) -> str:
     minutes = max(0, int(seconds // 60))
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
     if days:
-        return t("age.days", d=days, h=hours)
+        return t("age.days", d=days, h=hours, chinese=chinese)
     if hours:
-        return t("age.hours", h=hours, m=minutes)
-    return t("age.minutes", m=minutes)
+        return t("age.hours", h=hours, m=minutes, chinese=chinese)
+    return t("age.minutes", m=minutes, chinese=chinese)
 
 
 def age_since(stamp: str | None, now: datetime | None = None) -> str:
@@ -247,7 +248,7 @@ def _door_words(row: Mapping[str, Any]) -> str:
     return latch + (t("door.item") if row.get("item") else "")
 
 
-def _compact_table(title: str) -> Table:
+def compact_table(title: str) -> Table:
     """No outer edge, one space between columns: seven columns in 80 characters."""
     return Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), collapse_padding=True,
                  pad_edge=False, title_justify="left")
@@ -256,7 +257,7 @@ def _compact_table(title: str) -> Table:
 def doors_table(rows: Iterable[Mapping[str, Any]], via: str, now: datetime | None = None) -> Table:
     """One line per compartment. A long cell wraps at spaces (a word too long for its column
     is folded, never dropped); faults' sentences go below the table (door_notes)."""
-    table = _compact_table(t("doors.title", via=t(f"via.{via}")))
+    table = compact_table(t("doors.title", via=t(f"via.{via}")))
     table.add_column(t("col.no"), justify="right", no_wrap=True)
     table.add_column(t("col.lock"), no_wrap=True)
     table.add_column(t("col.size"), no_wrap=True)
@@ -282,7 +283,7 @@ def door_notes(rows: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def checks_table(checks: Iterable[Mapping[str, Any]], via: str) -> Table:
-    table = _compact_table(t("selftest.title", via=t(f"via.{via}")))
+    table = compact_table(t("selftest.title", via=t(f"via.{via}")))
     table.add_column(t("col.check"), overflow="fold")
     table.add_column(t("col.result"), no_wrap=True)
     table.add_column(t("col.detail"), overflow="fold")

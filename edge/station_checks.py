@@ -2,7 +2,8 @@
 cloud link and last PUBACK, the outbox backlog, clock synchronisation, each camera, the iris
 key file. The same answers for `edge diag selftest` and the cloud's `diag.run` command.
 
-Each check is {"check", "ok", "detail"}; ok is None when the box cannot tell (no
+Each check is {"check", "ok", "detail"}; details are plain English figures whatever the
+controller's locale (the CLI names the checks in the technician's language); ok is None when the box cannot tell (no
 timedatectl nor chrony, a controller that is not running): "unknown" is not a failure."""
 from __future__ import annotations
 
@@ -51,12 +52,12 @@ def outbox_checks(db: Database, now: datetime, tz_name: str, broker_in_use: bool
     else:
         last_ack = last_ack.replace(tzinfo=timezone.utc) if last_ack.tzinfo is None else last_ack
         stale = rows > 0 and broker_in_use and now - last_ack > PUBACK_STALE
-        puback = check("last PUBACK", not stale,
-                       f"{local_time(last_ack, tz_name)} ({age_words((now - last_ack).total_seconds())})")
+        ago = age_words((now - last_ack).total_seconds(), chinese=False)
+        puback = check("last PUBACK", not stale, f"{local_time(last_ack, tz_name)} ({ago} ago)")
     detail = f"{rows} events, {size // 1024} KiB waiting"
     if oldest is not None:
         oldest = oldest.replace(tzinfo=timezone.utc) if oldest.tzinfo is None else oldest
-        detail += f", oldest {age_words((now - oldest).total_seconds())}"
+        detail += f", oldest {age_words((now - oldest).total_seconds(), chinese=False)}"
     near_full = bool(stats) and (rows > BACKLOG_WARN_SHARE * stats.max_rows
                                  or size > BACKLOG_WARN_SHARE * stats.max_bytes)
     return [puback, check("outbox backlog", not near_full, detail)]
