@@ -282,7 +282,7 @@ def selftest(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
     """Database, key files, bus and boards, disk space, cloud link and last PUBACK, outbox
     backlog, clock synchronisation, each camera. Exit 1 when a check fails ("unknown" is
     not a failure)."""
-    from edge.diag_text import checks_table
+    from edge.diag_text import checks_table, t
 
     checks, via = _run(ctx, "selftest")
     if via == "local bus":  # no controller: the station's checks from here (the controller adds its own)
@@ -293,7 +293,7 @@ def selftest(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
     if as_json:
         _emit_json(checks)
     else:
-        console.print(checks_table(checks, via))
+        console.print(checks_table(checks, t("selftest.title", via=t(f"via.{via}"))))
     if any(check["ok"] is False for check in checks):
         raise typer.Exit(1)
 
@@ -339,13 +339,9 @@ def security(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
     if as_json:
         _emit_json(checks)
     else:
-        table = Table(title="security")
-        for column in ("check", "result", "detail"):
-            table.add_column(column)
-        for check in checks:
-            table.add_row(check["check"], "[green]ok[/green]" if check["ok"] else "[red]FAIL[/red]",
-                          check["detail"])
-        console.print(table)
+        from edge.diag_text import checks_table, t
+
+        console.print(checks_table(checks, t("security.title")))
     if not all(check["ok"] for check in checks):
         raise typer.Exit(1)
 

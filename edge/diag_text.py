@@ -67,6 +67,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "not_found": ("there is no compartment {number}", "没有 {number} 号格口"),
     # selftest
     "selftest.title": ("self-test (via {via})", "自检（{via}）"),
+    "security.title": ("security", "安全检查"),
     "col.check": ("Check", "检查项"),
     "col.result": ("Result", "结果"),
     "col.detail": ("Detail", "详情"),
@@ -282,13 +283,14 @@ def door_notes(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     return notes
 
 
-def checks_table(checks: Iterable[Mapping[str, Any]], via: str) -> Table:
-    table = compact_table(t("selftest.title", via=t(f"via.{via}")))
+def checks_table(checks: Iterable[Mapping[str, Any]], title: str) -> Table:
+    table = compact_table(title)
     table.add_column(t("col.check"), overflow="fold")
     table.add_column(t("col.result"), no_wrap=True)
     table.add_column(t("col.detail"), overflow="fold")
     for check in checks:
         result = {True: "[green]" + t("result.ok") + "[/green]", False: "[red]" + t("result.fail") + "[/red]",
-                  None: "[yellow]" + t("result.unknown") + "[/yellow]"}[check["ok"]]
+                  None: "[yellow]" + t("result.unknown") + "[/yellow]"}[
+                      None if check["ok"] is None else bool(check["ok"])]
         table.add_row(check_name(check["check"]), result, check["detail"])
     return table
