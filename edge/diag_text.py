@@ -8,6 +8,7 @@ together with the commands that print them (ADR 0155)."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -123,6 +124,36 @@ CHECK_NAMES_ZH: dict[str, str] = {
     "qr camera": "二维码摄像头",
     "iris camera": "虹膜摄像头",
 }
+
+
+# Self-test details are plain English figures (the same for --json and the cloud's diag.run);
+# a Chinese terminal reads them through these fragments, applied in order. Anything not
+# listed (an exception's text, a path) stays as it is.
+DETAIL_ZH: list[tuple[str, str]] = [
+    (r"^boards answering: ", "响应的锁板："), (r"^status read ok$", "状态读取正常"),
+    (r" MiB free$", " MiB 可用"), (r"^mode (\d+), (\d+) bytes$", r"权限 \1，\2 字节"),
+    (r" missing$", " 缺失"), (r" not created yet$", " 尚未创建"),
+    (r"^no broker configured: events wait in the outbox$", "未配置云端代理：事件在待发队列中等待"),
+    (r"^the controller is not running$", "控制器未运行"), (r"^connected$", "已连接"),
+    (r"^not connected to the broker$", "未连接到云端代理"), (r"^never$", "从未"),
+    (r"^(\d+) events, (\d+) KiB waiting", r"待发 \1 条，\2 KiB"), (r", oldest ", "，最早 "),
+    (r"^unknown: neither timedatectl nor chrony answers$", "未知：timedatectl 与 chrony 均无应答"),
+    (r"NTPSynchronized=yes$", "NTPSynchronized=yes（已同步）"),
+    (r"NTPSynchronized=no$", "NTPSynchronized=no（未同步）"),
+    (r"^none configured$", "未配置"), (r"^no frame \(unplugged, busy or wrong device\)$", "无画面（未连接、被占用或设备错误）"),
+    (r"^frame ", "画面 "), (r"simulated", "模拟"), (r"^in use by a kiosk screen$", "正被自助屏使用"),
+    (r"(\d+)d (\d+)h", r"\1天\2小时"), (r"(\d+)h (\d+)m", r"\1小时\2分"), (r"\b(\d+)m\b", r"\1分钟"),
+    (r" ago\)", "前）"), (r" \(", "（"), (r"\)$", "）"),
+]
+
+
+def detail_words(detail: str) -> str:
+    """A check's detail in the technician's language (see DETAIL_ZH)."""
+    if not is_chinese():
+        return detail
+    for pattern, replacement in DETAIL_ZH:
+        detail = re.sub(pattern, replacement, detail)
+    return detail
 
 
 def is_chinese(environ: Mapping[str, str] | None = None) -> bool:
@@ -292,5 +323,5 @@ def checks_table(checks: Iterable[Mapping[str, Any]], title: str) -> Table:
         result = {True: "[green]" + t("result.ok") + "[/green]", False: "[red]" + t("result.fail") + "[/red]",
                   None: "[yellow]" + t("result.unknown") + "[/yellow]"}[
                       None if check["ok"] is None else bool(check["ok"])]
-        table.add_row(check_name(check["check"]), result, check["detail"])
+        table.add_row(check_name(check["check"]), result, detail_words(str(check["detail"])))
     return table

@@ -184,6 +184,8 @@ def test_selftest_reports_the_station_checks_through_the_controller(controller, 
     zh = diag({**served, **ZH}, "selftest")
     assert "云端连接" in zh.stdout and "待发事件积压" in zh.stdout and "时钟同步" in zh.stdout
     assert "自检（控制器）" in zh.stdout and widest_line(zh.stdout) <= 80
+    assert "状态读取正常" in zh.stdout and "待发 0 条" in zh.stdout and "未配置云端代理" in zh.stdout
+    assert "status read ok" not in zh.stdout
     en = diag({**served, **EN}, "selftest")
     assert "cloud link" in en.stdout and "self-test (via controller)" in en.stdout
 
