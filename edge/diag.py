@@ -18,7 +18,6 @@ from typing import Any, Optional, Protocol
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from edge.cli_options import settings_from
 
@@ -437,9 +436,9 @@ def scan(ctx: typer.Context,
     if as_json:
         _emit_json(found)
     else:
-        from edge.diag_text import t
+        from edge.diag_text import compact_table, t
 
-        table = Table(title=t("scan.title"), title_justify="left")
+        table = compact_table(t("scan.title"))
         for column in (t("col.source"), t("col.found"), "ms"):
             table.add_column(column, overflow="fold")
         for row in found:
@@ -473,9 +472,9 @@ def iris(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> N
     if as_json:
         _emit_json(report)
         return
-    from edge.diag_text import t
+    from edge.diag_text import compact_table, t
 
-    table = Table(title=t("iris.title"), title_justify="left")
+    table = compact_table(t("iris.title"))
     table.add_column(t("col.figure"), overflow="fold")
     table.add_column(t("col.value"), overflow="fold")
     for key, value in report.items():
