@@ -227,6 +227,8 @@ def open_door(ctx: typer.Context, number: int = typer.Argument(..., help="compar
                 _fail(t("not_found", number=number))
             if not yes:
                 _confirm_opening(rows.get(number), number, tz_name)
+            elif not as_json:  # no question, but the technician still sees what the door exposes
+                console.print(_inside_words(rows[number], number, tz_name))
             result = diagnostics.open(number, who or _who())
     except (DiagError, LockerError) as exc:
         _fail(str(exc))

@@ -191,7 +191,8 @@ def test_selftest_reports_the_station_checks_through_the_controller(controller, 
 
 
 def test_events_show_site_times_and_cut_data_only_between_words(controller, sim, served, fake_clock):
-    assert diag(served, "open", "4", "--yes", "--who", "tech-sun").exit_code == 0
+    opened = diag({**served, **EN}, "open", "4", "--yes", "--who", "tech-sun")
+    assert opened.exit_code == 0 and "compartment 4 is empty (free)" in opened.stdout  # --yes: named, not asked
     stamp = local_time(fake_clock.now(), "Asia/Shanghai")  # the fake clock's 08:00 UTC is 16:00 there
     zh = diag({**served, **ZH}, "events")
     assert zh.exit_code == 0, zh.output
