@@ -287,10 +287,12 @@ def selftest(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
 
     checks, via = _run(ctx, "selftest")
     if via == "local bus":  # no controller: the station's checks from here (the controller adds its own)
+        from edge.app import build_camera
         from edge.station_checks import offline_checks
 
         settings = settings_from(ctx)
-        checks += offline_checks(settings, settings.database_path)
+        checks += offline_checks(settings, settings.database_path,
+                                 lambda purpose: build_camera(settings, purpose, sim_qr_text=_SIM_QR_TEXT))
     if as_json:
         _emit_json(checks)
     else:

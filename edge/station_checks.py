@@ -144,10 +144,9 @@ def controller_checks(controller: Any) -> list[Check]:
     return checks
 
 
-def offline_checks(settings: Any, db_path: Path) -> list[Check]:
-    """The station checks while no controller runs (`edge diag` owns the bus)."""
-    from edge.app import build_camera
-
+def offline_checks(settings: Any, db_path: Path, camera_for: Callable[[str], Any]) -> list[Check]:
+    """The station checks while no controller runs (`edge diag` owns the bus); camera_for
+    ("qr" or "iris") gives a camera to read one frame from, or None."""
     db = Database(db_path)
     try:
         in_use = broker_in_use(settings, settings.simulate)
@@ -157,7 +156,7 @@ def offline_checks(settings: Any, db_path: Path) -> list[Check]:
         db.dispose()
     checks.append(clock_synchronised())
     for purpose in ("qr", "iris"):
-        camera = build_camera(settings, purpose, sim_qr_text="EDGE-DIAG-SCAN")
+        camera = camera_for(purpose)
         if camera is None:
             checks.append(camera_check(purpose, None))
             continue
