@@ -170,13 +170,13 @@ def doors(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
     else:
         console.print(doors_table(rows, via))
         for note in door_notes(rows):
-            console.print(note)
+            console.print(note, markup=False)
         for board in report["boards"]:
             if not board["reachable"]:
-                console.print("[red]" + t("board.unreachable", board=board["board"], error=board["error"]) + "[/red]")
+                console.print(t("board.unreachable", board=board["board"], error=board["error"]), style="red", markup=False)
         if len(rows) != summary["total"]:
-            console.print(t("shown", shown=len(rows), total=summary["total"]))
-        console.print(t("summary", **summary))
+            console.print(t("shown", shown=len(rows), total=summary["total"]), markup=False)
+        console.print(t("summary", **summary), markup=False)
     if any(not b["reachable"] for b in report["boards"]):
         raise typer.Exit(1)
 
@@ -202,7 +202,7 @@ def _confirm_opening(row: dict[str, Any] | None, number: int, tz_name: str) -> N
     if not sys.stdin.isatty():
         _fail(t("open.not_interactive", number=number))
     if row is not None:
-        console.print(_inside_words(row, number, tz_name))
+        console.print(_inside_words(row, number, tz_name), markup=False)
     if not typer.confirm(t("open.confirm", number=number)):
         _fail(t("open.declined"), 1)
     if row is not None and row.get("parcel") and not typer.confirm(t("open.confirm_again")):
@@ -228,16 +228,16 @@ def open_door(ctx: typer.Context, number: int = typer.Argument(..., help="compar
             if not yes:
                 _confirm_opening(rows.get(number), number, tz_name)
             elif not as_json:  # no question, but the technician still sees what the door exposes
-                console.print(_inside_words(rows[number], number, tz_name))
+                console.print(_inside_words(rows[number], number, tz_name), markup=False)
             result = diagnostics.open(number, who or _who())
     except (DiagError, LockerError) as exc:
         _fail(str(exc))
     if as_json:
         _emit_json(result)
     elif result["opened"]:
-        console.print(t("open.done", number=number, attempts=result["attempts"], via=t(f"via.{via}")))
+        console.print(t("open.done", number=number, attempts=result["attempts"], via=t(f"via.{via}")), markup=False)
     else:
-        console.print("[red]" + t("open.failed", number=number, error=result["error"]) + "[/red]")
+        console.print(t("open.failed", number=number, error=result["error"]), style="red", markup=False)
     if not result["opened"]:
         raise typer.Exit(1)
 
@@ -252,7 +252,7 @@ def clear_fault(ctx: typer.Context, number: int = typer.Argument(..., help="comp
     if not yes and not typer.confirm(t("clear.confirm", number=number)):
         raise typer.Exit(1)
     _run(ctx, "clear_fault", number, who or _who())
-    console.print(t("clear.done", number=number))
+    console.print(t("clear.done", number=number), markup=False)
 
 
 @diag_app.command()
@@ -265,15 +265,16 @@ def bus(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> No
         _emit_json(scan)
     else:
         console.print(t("bus.boards", configured=scan["configured"], answering=scan["answering"],
-                        via=t(f"via.{via}")))
+                        via=t(f"via.{via}")), markup=False)
         if scan["missing"]:
-            console.print("[red]" + t("bus.missing", boards=scan["missing"]) + "[/red]")
+            console.print(t("bus.missing", boards=scan["missing"]), style="red", markup=False)
         if scan["unexpected"]:
-            console.print("[yellow]" + t("bus.unexpected", boards=scan["unexpected"]) + "[/yellow]")
+            console.print(t("bus.unexpected", boards=scan["unexpected"]), style="yellow", markup=False)
         if scan["error"]:
-            console.print("[red]" + t("bus.error", error=scan["error"]) + "[/red]")
+            console.print(t("bus.error", error=scan["error"]), style="red", markup=False)
         if line := scan.get("line"):
-            console.print(t("bus.line", counts=", ".join(f"{k.replace('_', ' ')} {v}" for k, v in line.items())))
+            console.print(t("bus.line", counts=", ".join(f"{k.replace('_', ' ')} {v}" for k, v in line.items())),
+                          markup=False)
     if scan["missing"] or scan["error"]:
         raise typer.Exit(1)
 
@@ -306,7 +307,7 @@ def events(ctx: typer.Context, limit: int = typer.Option(20, "--limit", min=1, m
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Recent audit rows and outbox events (pickup codes are never shown); times in the
     site's time zone (--json: UTC)."""
-    from edge.diag_text import compact_table, local_time, shorten, t
+    from edge.diag_text import cells, compact_table, local_time, shorten, t
 
     recent, via = _run(ctx, "events", limit)
     if as_json:
@@ -319,15 +320,15 @@ def events(ctx: typer.Context, limit: int = typer.Option(20, "--limit", min=1, m
                                min_width={"col.target": 20, "col.result": 10}.get(key))  # ids whole
     for row in recent["audit"]:  # "actor: id" wraps at its space on a narrow terminal
         actor = row["actor"] + (f": {row['actor_id']}" if row["actor_id"] else "")
-        audit_table.add_row(local_time(row["ts"], tz_name), actor, row["action"], row["target"] or "",
-                            row["result"])
+        audit_table.add_row(*cells(local_time(row["ts"], tz_name), actor, row["action"], row["target"] or "",
+                                   row["result"]))
     outbox_table = compact_table(t("events.outbox"))
     for key in ("col.seq", "col.time", "col.type", "col.sent", "col.data"):
         outbox_table.add_column(t(key), no_wrap=key in ("col.time", "col.type"), overflow="fold")
     for row in recent["outbox"]:
-        outbox_table.add_row(str(row["seq"]), local_time(row["ts"], tz_name), row["type"],
-                             t("yes") if row["published"] else t("no"),
-                             shorten(json.dumps(row["data"], ensure_ascii=False), 120))
+        outbox_table.add_row(*cells(row["seq"], local_time(row["ts"], tz_name), row["type"],
+                                    t("yes") if row["published"] else t("no"),
+                                    shorten(json.dumps(row["data"], ensure_ascii=False), 120)))
     console.print(audit_table)
     console.print(outbox_table)
 
@@ -440,14 +441,14 @@ def scan(ctx: typer.Context,
     if as_json:
         _emit_json(found)
     else:
-        from edge.diag_text import compact_table, t
+        from edge.diag_text import cells, compact_table, t
 
         table = compact_table(t("scan.title"))
         for column in (t("col.source"), t("col.found"), "ms"):
             table.add_column(column, overflow="fold")
         for row in found:
-            table.add_row(row["source"], row.get("error") or "\n".join(row["codes"]) or t("scan.none"),
-                          "" if row.get("ms") is None else str(row["ms"]))
+            table.add_row(*cells(row["source"], row.get("error") or "\n".join(row["codes"]) or t("scan.none"),
+                                 "" if row.get("ms") is None else row["ms"]))
         console.print(table)
     if any("error" in row for row in found):
         raise typer.Exit(1)
@@ -476,11 +477,11 @@ def iris(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> N
     if as_json:
         _emit_json(report)
         return
-    from edge.diag_text import compact_table, t
+    from edge.diag_text import cells, compact_table, t
 
     table = compact_table(t("iris.title"))
     table.add_column(t("col.figure"), overflow="fold")
     table.add_column(t("col.value"), overflow="fold")
     for key, value in report.items():
-        table.add_row(key, str(value))
+        table.add_row(*cells(key, value))
     console.print(table)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 # key -> (English, Chinese). Placeholders are str.format fields.
 MESSAGES: dict[str, tuple[str, str]] = {
@@ -280,6 +281,11 @@ def _door_words(row: Mapping[str, Any]) -> str:
     return latch + (t("door.item") if row.get("item") else "")
 
 
+def cells(*values: Any) -> list[Text]:
+    """Table cells as plain text: a waybill, a reason or an error is never read as markup."""
+    return [Text(str(value)) for value in values]
+
+
 def compact_table(title: str) -> Table:
     """No outer edge, one space between columns: seven columns in 80 characters."""
     return Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), collapse_padding=True,
@@ -298,8 +304,8 @@ def doors_table(rows: Iterable[Mapping[str, Any]], via: str, now: datetime | Non
     table.add_column(t("col.parcel"), overflow="fold", min_width=26)
     for row in rows:
         state = "maintenance" if is_maintenance(row) and row.get("state") == "free" else row["state"]
-        table.add_row(str(row["number"]), f"{row['board']}-{row['lock'] + 1}", row["size"], _door_words(row),
-                      state_word(state), parcel_words(row, now))
+        table.add_row(*cells(row["number"], f"{row['board']}-{row['lock'] + 1}", row["size"], _door_words(row),
+                             state_word(state), parcel_words(row, now)))
     return table
 
 
@@ -320,8 +326,9 @@ def checks_table(checks: Iterable[Mapping[str, Any]], title: str) -> Table:
     table.add_column(t("col.result"), no_wrap=True)
     table.add_column(t("col.detail"), overflow="fold")
     for check in checks:
-        result = {True: "[green]" + t("result.ok") + "[/green]", False: "[red]" + t("result.fail") + "[/red]",
-                  None: "[yellow]" + t("result.unknown") + "[/yellow]"}[
-                      None if check["ok"] is None else bool(check["ok"])]
-        table.add_row(check_name(check["check"]), result, detail_words(str(check["detail"])))
+        ok = None if check["ok"] is None else bool(check["ok"])
+        word, colour = {True: ("result.ok", "green"), False: ("result.fail", "red"),
+                        None: ("result.unknown", "yellow")}[ok]
+        name, detail = cells(check_name(check["check"]), detail_words(str(check["detail"])))
+        table.add_row(name, Text(t(word), style=colour), detail)
     return table
