@@ -4,6 +4,7 @@ phone, waybill tail and age; times in the site's time zone; `diag open` asking a
 real pseudo-terminal, when a resident's parcel is inside."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -206,3 +207,16 @@ def test_events_show_site_times_and_cut_data_only_between_words(controller, sim,
 
     assert shorten('{"compartment": 12, "reason": "hinge replaced today"}', 40) == '{"compartment": 12, "reason": "hinge …'
     assert shorten("short", 40) == "short"
+
+
+def test_data_in_a_table_is_never_read_as_markup():
+    from rich.console import Console
+
+    from edge.diag_text import doors_table
+
+    row = {"number": 1, "board": 0, "lock": 0, "size": "M", "latch": "closed", "item": True,
+           "state": "occupied", "parcel_state": "stored", "overdue": False,
+           "parcel": {"phone_masked": "138****5678", "waybill_tail": "[red]", "age_s": 60}}
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(doors_table([row], "local bus"))
+    assert "…[red]" in console.export_text()
