@@ -306,6 +306,7 @@ def _build_bridge(controller: Controller) -> None:
     from cloud_bridge import Bridge, CommandRouter, ConfigCommand
     from cloud_bridge.commands import ping_handler
     from edge.handoffs import open_remote
+    from edge.station_checks import diag_run_handler
     from edge.storage import outbox
 
     settings, db, clock, services = controller.settings, controller.db, controller.clock, controller.services
@@ -323,6 +324,7 @@ def _build_bridge(controller: Controller) -> None:
     services.command_router = router  # later parts register their commands too
     router.register("ping", ping_handler(software), in_transaction=True)
     router.register("config.set", ConfigCommand(settings), in_transaction=True)
+    router.register("diag.run", diag_run_handler(controller))  # a self-test asked by the cloud
     catalogue, bookings, locker = services.catalogue, services.bookings, services.locker
     if catalogue is not None:
         router.register("catalogue.sync", catalogue.replace)

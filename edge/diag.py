@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,12 +18,11 @@ from typing import Any, Optional, Protocol
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from edge.cli_options import settings_from
 
 diag_app = typer.Typer(no_args_is_help=True, help="Technician diagnostics of the parcel locker.")
-console = Console()
+console = Console(highlight=False)  # numbers and phones plain, not coloured mid-text
 
 
 class DiagError(Exception):
@@ -82,6 +82,9 @@ class HttpDiagnostics:
 
     def events(self, limit: int = 20) -> dict[str, Any]:
         return self._call(f"events?limit={limit}")
+
+    def station(self) -> dict[str, Any]:
+        return self._call("station")
 
 
 @contextmanager
@@ -149,44 +152,92 @@ def _emit_json(value: Any) -> None:
 
 
 @diag_app.command()
-def doors(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Every compartment: board, lock, latch, item, parcel state, fault. Exit 1 when a
-    board does not answer."""
+def doors(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
+          occupied: bool = typer.Option(False, "--occupied", help="only compartments holding a parcel"),
+          faults: bool = typer.Option(False, "--faults", help="only compartments with a fault"),
+          overdue: bool = typer.Option(False, "--overdue", help="only overdue parcels"),
+          maintenance: bool = typer.Option(False, "--maintenance", help="only compartments out of service")) -> None:
+    """Every compartment: lock, door, state, parcel (masked phone, waybill tail, age), fault,
+    then a summary line. Filters combine as "any of". Exit 1 when a board does not answer."""
+    from edge.diag_text import door_notes, door_summary, doors_table, filter_doors, t
+
     report, via = _run(ctx, "doors")
+    rows = filter_doors(report["compartments"], occupied=occupied, faults=faults, overdue=overdue,
+                        maintenance=maintenance)
+    summary = door_summary(report["compartments"])
     if as_json:
-        _emit_json(report)
+        _emit_json({**report, "compartments": rows, "summary": summary})
     else:
-        table = Table(title=f"compartments (via {via})")
-        for column in ("no.", "board", "lock (1-16)", "size", "latch", "item", "state", "parcel", "fault"):
-            table.add_column(column)
-        for c in report["compartments"]:
-            item = "?" if c["item"] is None else ("yes" if c["item"] else "no")
-            table.add_row(str(c["number"]), str(c["board"]), str(c["lock"] + 1), c["size"], c["latch"],
-                          item, c["state"], (c["parcel_state"] or "-") + (" overdue" if c["overdue"] else ""),
-                          c["fault"] or "")
-        console.print(table)
+        console.print(doors_table(rows, via))
+        for note in door_notes(rows):
+            console.print(note, markup=False)
         for board in report["boards"]:
             if not board["reachable"]:
-                console.print(f"[red]board {board['board']} unreachable:[/red] {board['error']}")
+                console.print(t("board.unreachable", board=board["board"], error=board["error"]), style="red", markup=False)
+        if len(rows) != summary["total"]:
+            console.print(t("shown", shown=len(rows), total=summary["total"]), markup=False)
+        console.print(t("summary", **summary), markup=False)
     if any(not b["reachable"] for b in report["boards"]):
         raise typer.Exit(1)
 
 
+def _inside_words(row: dict[str, Any], number: int, tz_name: str) -> str:
+    """What a technician is about to expose, in a sentence."""
+    from edge.diag_text import age_words, local_time, state_word, t
+
+    parcel = row.get("parcel")
+    if parcel:
+        return t("open.inside.parcel", number=number, phone=parcel["phone_masked"],
+                 waybill="…" + (parcel["waybill_tail"] or "?"), age=age_words(parcel["age_s"]),
+                 since=local_time(parcel["deposited_at"], tz_name))
+    if row.get("state") == "deposit":
+        return t("open.inside.deposit", number=number)
+    return t("open.inside.empty", number=number, state=state_word(row.get("state", "unknown")))
+
+
+def _confirm_opening(row: dict[str, Any] | None, number: int, tz_name: str) -> None:
+    """Name what is inside; ask; ask again when a resident's parcel is. Not a terminal: refuse."""
+    from edge.diag_text import t
+
+    if not sys.stdin.isatty():
+        _fail(t("open.not_interactive", number=number))
+    if row is not None:
+        console.print(_inside_words(row, number, tz_name), markup=False)
+    if not typer.confirm(t("open.confirm", number=number)):
+        _fail(t("open.declined"), 1)
+    if row is not None and row.get("parcel") and not typer.confirm(t("open.confirm_again")):
+        _fail(t("open.declined"), 1)
+
+
 @diag_app.command("open")
 def open_door(ctx: typer.Context, number: int = typer.Argument(..., help="compartment number"),
-              yes: bool = typer.Option(False, "--yes", help="do not ask"),
+              yes: bool = typer.Option(False, "--yes", help="do not ask (needed when stdin is not a terminal)"),
               as_json: bool = typer.Option(False, "--json"),
               who: Optional[str] = typer.Option(None, "--who", help="technician name for the audit")) -> None:
-    """Open one door (audited as technician). Exit 0 only when status confirms it open."""
-    if not yes and not typer.confirm(f"Open compartment {number}?"):
-        raise typer.Exit(1)
-    result, via = _run(ctx, "open", number, who or _who())
+    """Open one door (audited as technician): names what is inside and asks, twice when it
+    holds a resident's parcel. Exit 0 only when status confirms it open."""
+    from edge.diag_text import t
+    from edge.locker.errors import LockerError
+
+    tz_name = settings_from(ctx).site.timezone
+    try:
+        with open_diagnostics(ctx) as (diagnostics, via):
+            rows = {c["number"]: c for c in diagnostics.doors()["compartments"]}
+            if number not in rows:
+                _fail(t("not_found", number=number))
+            if not yes:
+                _confirm_opening(rows.get(number), number, tz_name)
+            elif not as_json:  # no question, but the technician still sees what the door exposes
+                console.print(_inside_words(rows[number], number, tz_name), markup=False)
+            result = diagnostics.open(number, who or _who())
+    except (DiagError, LockerError) as exc:
+        _fail(str(exc))
     if as_json:
         _emit_json(result)
     elif result["opened"]:
-        console.print(f"compartment {number} is open (attempts {result['attempts']}, via {via})")
+        console.print(t("open.done", number=number, attempts=result["attempts"], via=t(f"via.{via}")), markup=False)
     else:
-        console.print(f"[red]compartment {number} did not open:[/red] {result['error']}")
+        console.print(t("open.failed", number=number, error=result["error"]), style="red", markup=False)
     if not result["opened"]:
         raise typer.Exit(1)
 
@@ -196,70 +247,88 @@ def clear_fault(ctx: typer.Context, number: int = typer.Argument(..., help="comp
                 yes: bool = typer.Option(False, "--yes", help="do not ask"),
                 who: Optional[str] = typer.Option(None, "--who")) -> None:
     """Put a repaired compartment back in service (audited)."""
-    if not yes and not typer.confirm(f"Put compartment {number} back in service?"):
+    from edge.diag_text import t
+
+    if not yes and not typer.confirm(t("clear.confirm", number=number)):
         raise typer.Exit(1)
     _run(ctx, "clear_fault", number, who or _who())
-    console.print(f"compartment {number} is back in service")
+    console.print(t("clear.done", number=number), markup=False)
 
 
 @diag_app.command()
 def bus(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """Scan the bus: which boards answer. Exit 1 when a configured board is missing."""
+    from edge.diag_text import t
+
     scan, via = _run(ctx, "bus")
     if as_json:
         _emit_json(scan)
     else:
-        console.print(f"configured boards: {scan['configured']}  answering: {scan['answering']}  (via {via})")
+        console.print(t("bus.boards", configured=scan["configured"], answering=scan["answering"],
+                        via=t(f"via.{via}")), markup=False)
         if scan["missing"]:
-            console.print(f"[red]missing:[/red] {scan['missing']}")
+            console.print(t("bus.missing", boards=scan["missing"]), style="red", markup=False)
         if scan["unexpected"]:
-            console.print(f"[yellow]answering but not configured:[/yellow] {scan['unexpected']}")
+            console.print(t("bus.unexpected", boards=scan["unexpected"]), style="yellow", markup=False)
         if scan["error"]:
-            console.print(f"[red]bus error:[/red] {scan['error']}")
+            console.print(t("bus.error", error=scan["error"]), style="red", markup=False)
         if line := scan.get("line"):
-            console.print("line since start: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in line.items()))
+            console.print(t("bus.line", counts=", ".join(f"{k.replace('_', ' ')} {v}" for k, v in line.items())),
+                          markup=False)
     if scan["missing"] or scan["error"]:
         raise typer.Exit(1)
 
 
 @diag_app.command()
 def selftest(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Database writable, key files, bus answers, each board reachable, disk space."""
+    """Database, key files, bus and boards, disk space, cloud link and last PUBACK, outbox
+    backlog, clock synchronisation, each camera. Exit 1 when a check fails ("unknown" is
+    not a failure)."""
+    from edge.diag_text import checks_table, t
+
     checks, via = _run(ctx, "selftest")
+    if via == "local bus":  # no controller: the station's checks from here (the controller adds its own)
+        from edge.app import build_camera
+        from edge.station_checks import offline_checks
+
+        settings = settings_from(ctx)
+        checks += offline_checks(settings, settings.database_path,
+                                 lambda purpose: build_camera(settings, purpose, sim_qr_text=_SIM_QR_TEXT))
     if as_json:
         _emit_json(checks)
     else:
-        table = Table(title=f"self-test (via {via})")
-        for column in ("check", "result", "detail"):
-            table.add_column(column)
-        for check in checks:
-            table.add_row(check["check"], "[green]ok[/green]" if check["ok"] else "[red]FAIL[/red]",
-                          check["detail"])
-        console.print(table)
-    if not all(check["ok"] for check in checks):
+        console.print(checks_table(checks, t("selftest.title", via=t(f"via.{via}"))))
+    if any(check["ok"] is False for check in checks):
         raise typer.Exit(1)
 
 
 @diag_app.command()
 def events(ctx: typer.Context, limit: int = typer.Option(20, "--limit", min=1, max=500),
            as_json: bool = typer.Option(False, "--json")) -> None:
-    """Recent audit rows and outbox events (pickup codes are never shown)."""
+    """Recent audit rows and outbox events (pickup codes are never shown); times in the
+    site's time zone (--json: UTC)."""
+    from edge.diag_text import cells, compact_table, local_time, shorten, t
+
     recent, via = _run(ctx, "events", limit)
     if as_json:
         _emit_json(recent)
         return
-    audit_table = Table(title=f"audit (newest first, via {via})")
-    for column in ("ts", "actor", "action", "target", "result"):
-        audit_table.add_column(column)
-    for row in recent["audit"]:
-        actor = row["actor"] + (f":{row['actor_id']}" if row["actor_id"] else "")
-        audit_table.add_row(row["ts"], actor, row["action"], row["target"] or "", row["result"])
-    outbox_table = Table(title="outbox (newest first)")
-    for column in ("seq", "ts", "type", "sent", "data"):
-        outbox_table.add_column(column)
+    tz_name = settings_from(ctx).site.timezone
+    audit_table = compact_table(t("events.audit", via=t(f"via.{via}"), tz=tz_name))
+    for key in ("col.time", "col.actor", "col.action", "col.target", "col.result"):
+        audit_table.add_column(t(key), no_wrap=key == "col.time", overflow="fold",
+                               min_width={"col.target": 20, "col.result": 10}.get(key))  # ids whole
+    for row in recent["audit"]:  # "actor: id" wraps at its space on a narrow terminal
+        actor = row["actor"] + (f": {row['actor_id']}" if row["actor_id"] else "")
+        audit_table.add_row(*cells(local_time(row["ts"], tz_name), actor, row["action"], row["target"] or "",
+                                   row["result"]))
+    outbox_table = compact_table(t("events.outbox"))
+    for key in ("col.seq", "col.time", "col.type", "col.sent", "col.data"):
+        outbox_table.add_column(t(key), no_wrap=key in ("col.time", "col.type"), overflow="fold")
     for row in recent["outbox"]:
-        outbox_table.add_row(str(row["seq"]), row["ts"], row["type"], "yes" if row["published"] else "no",
-                             json.dumps(row["data"], ensure_ascii=False)[:120])
+        outbox_table.add_row(*cells(row["seq"], local_time(row["ts"], tz_name), row["type"],
+                                    t("yes") if row["published"] else t("no"),
+                                    shorten(json.dumps(row["data"], ensure_ascii=False), 120)))
     console.print(audit_table)
     console.print(outbox_table)
 
@@ -274,13 +343,9 @@ def security(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
     if as_json:
         _emit_json(checks)
     else:
-        table = Table(title="security")
-        for column in ("check", "result", "detail"):
-            table.add_column(column)
-        for check in checks:
-            table.add_row(check["check"], "[green]ok[/green]" if check["ok"] else "[red]FAIL[/red]",
-                          check["detail"])
-        console.print(table)
+        from edge.diag_text import checks_table, t
+
+        console.print(checks_table(checks, t("security.title")))
     if not all(check["ok"] for check in checks):
         raise typer.Exit(1)
 
@@ -342,11 +407,28 @@ def _camera(ctx: typer.Context, purpose: str) -> Any:
     simulated one showing a test code or a synthetic eye."""
     from edge.app import build_camera
 
-    camera = build_camera(settings_from(ctx), purpose, sim_qr_text=_SIM_QR_TEXT)
+    settings = settings_from(ctx)
+    camera = build_camera(settings, purpose, sim_qr_text=_SIM_QR_TEXT)
+    if camera is None and not settings.simulate and _running_station_is_simulated(settings):
+        camera = build_camera(settings_from(ctx, simulate=True), purpose, sim_qr_text=_SIM_QR_TEXT)
     if camera is None:
         setting = "identity.qr_camera" if purpose == "qr" else "identity.iris_camera"
         _fail(f"no {purpose} camera configured (set {setting})")
     return camera
+
+
+def _running_station_is_simulated(settings: Any) -> bool:
+    """A controller started with --simulate has simulated cameras and no camera settings:
+    diag then looks through a simulated camera of its own, as the station does."""
+    try:
+        from edge.kiosk_ui.guard import API_TOKEN_FILE
+
+        token = settings.data_dir / API_TOKEN_FILE
+        station = HttpDiagnostics(f"http://{settings.http.host}:{settings.http.port}",
+                                  token.read_text().strip() if token.is_file() else "", timeout_s=5).station()
+    except (DiagError, OSError):
+        return False
+    return bool(station.get("simulate"))
 
 
 @diag_app.command()
@@ -359,12 +441,14 @@ def scan(ctx: typer.Context,
     if as_json:
         _emit_json(found)
     else:
-        table = Table(title="QR decoding")
-        for column in ("source", "found", "ms"):
-            table.add_column(column)
+        from edge.diag_text import cells, compact_table, t
+
+        table = compact_table(t("scan.title"))
+        for column in (t("col.source"), t("col.found"), "ms"):
+            table.add_column(column, overflow="fold")
         for row in found:
-            table.add_row(row["source"], row.get("error") or "\n".join(row["codes"]) or "(no code)",
-                          "" if row.get("ms") is None else str(row["ms"]))
+            table.add_row(*cells(row["source"], row.get("error") or "\n".join(row["codes"]) or t("scan.none"),
+                                 "" if row.get("ms") is None else row["ms"]))
         console.print(table)
     if any("error" in row for row in found):
         raise typer.Exit(1)
@@ -393,9 +477,11 @@ def iris(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> N
     if as_json:
         _emit_json(report)
         return
-    table = Table(title="iris camera")
-    table.add_column("figure")
-    table.add_column("value")
+    from edge.diag_text import cells, compact_table, t
+
+    table = compact_table(t("iris.title"))
+    table.add_column(t("col.figure"), overflow="fold")
+    table.add_column(t("col.value"), overflow="fold")
     for key, value in report.items():
-        table.add_row(key, str(value))
+        table.add_row(*cells(key, value))
     console.print(table)

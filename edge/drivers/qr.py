@@ -145,6 +145,14 @@ class QrScanner:
     def scanning(self) -> bool:
         return self._consumer is not None
 
+    def camera_check(self) -> str | None:
+        """For the self-test: one frame's size, or None when no frame came. While a screen
+        scans, the scanning thread owns the camera: its running is the proof."""
+        if self.scanning:
+            return "in use by a kiosk screen"
+        frame = self._camera.read()
+        return None if frame is None else f"{frame.shape[1]}x{frame.shape[0]}"
+
     def start(self, consumer: CodeConsumer) -> None:
         """Scan until stop(), handing each new code to `consumer` (replacing any other)."""
         with self._delivery, self._wake:

@@ -145,6 +145,14 @@ class IrisService:
     def has_camera(self) -> bool:
         return self._camera is not None
 
+    def camera_check(self) -> str | None:
+        """For the self-test: one frame's size ("640x480"), or None when no frame came. Only
+        the size leaves here; the frame (an eye, perhaps) is dropped at once."""
+        if self._camera is None:
+            return None
+        frame = self._camera.read()
+        return None if frame is None else f"{frame.shape[1]}x{frame.shape[0]}"
+
     def is_enrolled(self, resident_id: str) -> bool:
         return resident_id in self._enrolments.gallery
 

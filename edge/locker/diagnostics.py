@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import select, text
 from edge.clock import iso_utc
 from edge.drivers.lockboard.base import BoardStatus, BusError, LockBoardBus
 from edge.locker.doors import redact_event
+from edge.locker.models import Parcel
 from edge.locker.service import LockerService
 from edge.storage import AuditEntry, Database, OutboxEvent
 
@@ -42,6 +44,7 @@ class LockerDiagnostics:
                 "state": entry["state"] if status.reachable else "unknown", "fault": entry["fault"],
                 "parcel_state": entry["parcel"]["state"] if entry["parcel"] else None,
                 "overdue": bool(entry["parcel"] and entry["parcel"]["overdue"]),
+                "parcel": self._parcel_facts(entry["parcel"]),
             })
         return {
             "boards": [{"board": b, "reachable": s.reachable, "error": s.error} for b, s in boards.items()],
@@ -97,6 +100,20 @@ class LockerDiagnostics:
                         "published": e.published_at is not None, "data": redact_event(e.type, e.data)}
                        for e in events],
         }
+
+    def _parcel_facts(self, parcel: dict[str, Any] | None) -> dict[str, Any] | None:
+        """What a technician may see of a stored parcel: the masked phone, the waybill's last
+        four characters and when it was deposited (never its code)."""
+        if parcel is None:
+            return None
+        with self._db.read() as s:
+            stored = s.get(Parcel, parcel["parcel_id"])
+        if stored is None:
+            return None
+        deposited_at = stored.deposited_at.replace(tzinfo=stored.deposited_at.tzinfo or timezone.utc)
+        return {"phone_masked": parcel["phone_masked"], "waybill_tail": stored.waybill[-4:],
+                "deposited_at": parcel["deposited_at"],
+                "age_s": max(0, int((self._service.clock.now() - deposited_at).total_seconds()))}
 
     def _read(self, board: int) -> BoardStatus:
         try:

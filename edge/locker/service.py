@@ -55,6 +55,7 @@ class LockerService:
         `resident_phone_hash`: a resident id -> that hash, or None (identified pickups).
         `seal_secret`: (secret, message_id) -> text sealed to the platform; None refuses deposits."""
         codes = PickupCodes(box_secret)
+        self.clock = clock  # diagnostics tell ages by the locker's own clock
         self._doors = Doors(db, bus, layout, clock, alarm, settings)
         self._deposits = Deposits(self._doors, codes, pickup_tokens, phone_hash, seal_secret)
         self._pickups = Pickups(self._doors, codes, pickup_tokens, resident_phone_hash)

@@ -15,7 +15,7 @@ from edge.community import Resident
 from edge.identity.models import OneTimeCodeRow
 from simulators.people import synthetic_person
 from tests.support.station import RESIDENT_A, RESIDENT_B, Station, audits, outbox
-from tests.integration.test_identity_iris import enrol, eye_frames, iris, template_rows
+from tests.support.iris import enrol, eye_frames, iris, template_rows
 from tests.support.platform import texted_code
 
 pytestmark = pytest.mark.timeout(90)

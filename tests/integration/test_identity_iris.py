@@ -4,7 +4,6 @@ and templates at rest that mean nothing without the key file."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import stat
 
 import numpy as np
@@ -17,30 +16,11 @@ from edge.identity.models import IrisConsentRow, IrisTemplateRow
 from edge.identity.service import IrisError, IrisService
 from simulators.camera import SimulatedCamera
 from simulators.people import synthetic_person
+from tests.support.iris import enrol, eye_frames, iris, template_rows
 from tests.support.station import RESIDENT_A, RESIDENT_B, Station, audits, outbox
 from tests.support.platform import texted_code
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def iris(station: Station) -> IrisService:
-    return station.controller.services.iris
-
-
-def eye_frames(resident_id: str, count: int = 4) -> list[np.ndarray]:
-    camera = SimulatedCamera(fps=None, seed=7)
-    camera.show_eye(synthetic_person(resident_id))
-    return [camera.read() for _ in range(count)]
-
-
-def enrol(station: Station, resident_id: str) -> None:
-    iris(station).enrol(resident_id, eye_frames(resident_id), consent=True,
-                        recorded_how="test:button:I agree", assurance="high")
-
-
-def template_rows(station: Station) -> dict[str, bytes]:
-    with sqlite3.connect(station.controller.settings.database_path) as raw:
-        return dict(raw.execute("SELECT resident_id, ciphertext FROM iris_templates"))
 
 
 def sign_in(station: Station, phone: str) -> None:

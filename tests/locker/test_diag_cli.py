@@ -59,8 +59,8 @@ def test_without_controller_diag_owns_the_bus(env, sim, tmp_path):
     report = json.loads(diag(env, "doors", "--json").stdout)
     assert len(report["compartments"]) == 32 and all(b["reachable"] for b in report["boards"])
 
-    declined = diag(env, "open", "5", input="n\n")
-    assert declined.exit_code == 1 and not sim.is_open(0, 4)
+    refused = diag(env, "open", "5", input="y\ny\n")  # stdin is not a terminal: no answer counts
+    assert refused.exit_code == 2 and "--yes" in refused.output and not sim.is_open(0, 4)
     opened = diag(env, "open", "5", "--yes", "--json", "--who", "tech-li")
     assert opened.exit_code == 0, opened.output
     assert json.loads(opened.stdout)["opened"] is True and sim.is_open(0, 4)
@@ -88,7 +88,7 @@ def test_without_controller_diag_owns_the_bus(env, sim, tmp_path):
     assert bus.exit_code == 1 and json.loads(bus.stdout)["missing"] == [1]
     selftest = diag(env, "selftest", "--json")
     assert selftest.exit_code == 1
-    failed = [c["check"] for c in json.loads(selftest.stdout) if not c["ok"]]
+    failed = [c["check"] for c in json.loads(selftest.stdout) if c["ok"] is False]
     assert failed == ["board 1 reachable"]
 
 

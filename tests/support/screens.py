@@ -46,3 +46,11 @@ def client(app: Any) -> FlaskClient:
 def csrf_of(client: FlaskClient, path: str = "/") -> str:
     page = client.get(path).get_data(as_text=True)
     return re.search(r'data-csrf="([^"]+)"', page).group(1)
+
+
+def identify_by_phone(client: FlaskClient, phone: str = "13800138000") -> Any:
+    """Identify with a typed phone (low assurance) on the way to the activities screen; the
+    default is res-1001 of the demo catalogue."""
+    token = csrf_of(client, "/identify/?next=/activities/")
+    return client.post("/identify/phone?next=/activities/",
+                       data={"csrf_token": token, "phone": phone})

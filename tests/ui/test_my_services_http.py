@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from edge.community import Resident
-from tests.support.screens import csrf_of
-from tests.ui.test_pending_choice import identify
+from tests.support.screens import csrf_of, identify_by_phone as identify
 
 pytestmark = pytest.mark.timeout(60)
 ACTIVITY = "act-square-dance"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.support.screens import csrf_of
+from tests.support.screens import csrf_of, identify_by_phone as identify
 
 pytestmark = pytest.mark.timeout(60)
 PHONE = "13800138000"  # res-1001 in the demo catalogue
@@ -19,12 +19,6 @@ def sign_up_anonymously(client: FlaskClient) -> Any:
     token = csrf_of(client, "/activities/")
     return client.post(f"/activities/{ACTIVITY}/sign-up", data={"csrf_token": token},
                        headers={"Referer": "http://localhost/activities/"})
-
-
-def identify(client: FlaskClient) -> Any:
-    token = csrf_of(client, "/identify/?next=/activities/")
-    return client.post("/identify/phone?next=/activities/",
-                       data={"csrf_token": token, "phone": PHONE})
 
 
 def test_a_sign_up_tapped_before_identifying_is_done_after_it(client, controller) -> None:

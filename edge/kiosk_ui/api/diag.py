@@ -61,7 +61,16 @@ def bus() -> Any:
 
 @bp.get("/selftest")
 def selftest() -> Any:
-    return jsonify(checks=diagnostics().selftest())
+    from edge.station_checks import station_selftest
+
+    return jsonify(checks=station_selftest(current_app.extensions["edge"]))
+
+
+@bp.get("/station")
+def station() -> Any:
+    """What `edge diag` needs to know of the running station (simulated cameras, time zone)."""
+    controller = current_app.extensions["edge"]
+    return jsonify(simulate=controller.simulation is not None, timezone=controller.settings.site.timezone)
 
 
 @bp.get("/events")
@@ -95,8 +104,11 @@ def _openapi() -> dict[str, Any]:
         "/api/diag/bus": {"get": operation(
             "Bus scan: configured, answering, missing and unexpected boards", errors=(503,), tag="diag")},
         "/api/diag/selftest": {"get": operation(
-            "Database, key files, bus, boards, disk", obj(checks={"type": "array"}), errors=(503,),
-            tag="diag")},
+            "Database, key files, bus, boards, disk, cloud link, last PUBACK, outbox backlog, clock, "
+            "cameras (ok null: unknown)", obj(checks={"type": "array"}), errors=(503,), tag="diag")},
+        "/api/diag/station": {"get": operation(
+            "Whether the running station is simulated, and its time zone",
+            obj(simulate={"type": "boolean"}, timezone=STRING), errors=(503,), tag="diag")},
         "/api/diag/events": {"get": operation(
             "Recent audit and outbox rows (pickup codes redacted)",
             obj(audit={"type": "array"}, outbox={"type": "array"}), errors=(400, 503), tag="diag")},
