@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cloud_bridge import Bridge, CommandRouter
+from edge.app import Controller, build_controller
 from edge.clock import SystemClock
 from edge.settings import Settings
 from edge.storage import Database
@@ -53,3 +54,15 @@ def make_bridge(mqtt_settings: Settings, edge_db: Database) -> Iterator:
     yield make
     for bridge in started:
         bridge.stop()
+
+
+@pytest.fixture
+def controller(tmp_path: Path, broker: Broker) -> Iterator[Controller]:
+    """A whole simulated station (lock boards, cameras) whose bridge talks to the test's broker
+    (so no private one starts)."""
+    settings = edge_settings(tmp_path / "edge", broker)
+    settings.simulate = True
+    running = build_controller(settings)
+    running.start()
+    yield running
+    running.stop()

@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from edge.app import build_controller
 from simulators.camera import SimulatedCamera
 from simulators.cloud import CloudSimulator
 from simulators.people import synthetic_person
-from tests.support.bridge import DEVICE, SITE, device_log, edge_settings
+from tests.support.bridge import DEVICE, SITE, device_log
 from tests.support.station import audits
 from tests.support.platform import PLATFORM_PRIVATE_KEY
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(90)]
 EDGE = (SITE, DEVICE)
 RESIDENT = "res-1001"  # a demo resident, synced in simulate mode
-
-
-@pytest.fixture
-def controller(tmp_path, broker):
-    settings = edge_settings(tmp_path / "edge", broker)
-    settings.simulate = True  # simulated lock boards and cameras; the broker is the test's
-    controller = build_controller(settings)
-    controller.start()
-    yield controller
-    controller.stop()
 
 
 @pytest.fixture

@@ -4,52 +4,25 @@ a running simulated station."""
 from __future__ import annotations
 
 import json
-import sys
-import threading
 
 import pytest
 from typer.testing import CliRunner
-from waitress.server import create_server
 
 from cloud_bridge import contract
-from edge.app import build_controller
 from edge.cli import app
-from edge.kiosk_ui import create_app
-from tests.support.bridge import DEVICE, SITE, device_log, edge_settings
+from tests.support.cli import logs_on_stderr, serving  # noqa: F401 - fixture
+from tests.support.bridge import DEVICE, SITE, device_log
 
-pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(120), pytest.mark.usefixtures("logs_on_stderr")]
 EDGE = (SITE, DEVICE)
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _controller_logs_off_stdout():
-    import structlog
-
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.__stderr__))
-    yield
-    structlog.reset_defaults()
-
-
-@pytest.fixture
-def controller(tmp_path, broker):
-    settings = edge_settings(tmp_path / "edge", broker)
-    settings.simulate = True  # simulated lock boards and cameras; the broker is the test's
-    controller = build_controller(settings)
-    controller.start()
-    yield controller
-    controller.stop()
-
-
 @pytest.fixture
 def served(controller):
-    server = create_server(create_app(controller), host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield {"EDGE_DATA_DIR": str(controller.settings.data_dir), "EDGE_HTTP__PORT": str(server.effective_port),
-           "EDGE_SIMULATE": "0", "LANG": "en_US.UTF-8"}
-    server.close()
-    thread.join(5)
+    with serving(controller) as port:
+        yield {"EDGE_DATA_DIR": str(controller.settings.data_dir), "EDGE_HTTP__PORT": str(port),
+               "EDGE_SIMULATE": "0", "LANG": "en_US.UTF-8"}
 
 
 def online(cloud) -> bool:

@@ -5,23 +5,12 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from edge.app import build_controller
 from edge.kiosk_ui import create_app
-from tests.support.bridge import DEVICE, SITE, device_log, edge_settings
+from tests.support.bridge import DEVICE, SITE, device_log
 from tests.support.station import wait_until
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(90)]
 EDGE = (SITE, DEVICE)
-
-
-@pytest.fixture
-def controller(tmp_path, broker):
-    settings = edge_settings(tmp_path / "edge", broker)
-    settings.simulate = True  # simulated lock boards; the broker is the test's
-    controller = build_controller(settings)
-    controller.start()
-    yield controller
-    controller.stop()
 
 
 def metric(client, name: str, **labels: str) -> float | None:

@@ -15,16 +15,6 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(90)]
 EDGE = (SITE, DEVICE)
 
 
-@pytest.fixture
-def controller(tmp_path, broker):
-    settings = edge_settings(tmp_path / "edge", broker)
-    settings.simulate = True  # simulated lock boards; the broker is the test's, so no private one
-    controller = build_controller(settings)
-    controller.start()
-    yield controller
-    controller.stop()
-
-
 def online(cloud) -> bool:
     return (device_log(cloud).status or {}).get("data", {}).get("online") is True
 

@@ -3,37 +3,22 @@ running controller's local HTTP API when the controller holds the bus lock."""
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
-from waitress.server import create_server
 
 from edge.cli import app
-from edge.kiosk_ui import create_app
 from edge.storage import Database
+from tests.support.cli import logs_on_stderr, serving  # noqa: F401 - fixture
 from tests.support.station import audits, deposit_parcel, outbox, wait_until
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("logs_on_stderr")]
 runner = CliRunner()
 
 
 def diag(env, *args, input=None):
     return runner.invoke(app, ["diag", *args], env=env, input=input)
-
-
-@pytest.fixture(autouse=True)
-def _controller_logs_off_stdout():
-    """The in-process controller's log lines must not land in the CLI's captured stdout
-    (in the field they are two processes)."""
-    import sys
-
-    import structlog
-
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.__stderr__))
-    yield
-    structlog.reset_defaults()
 
 
 @pytest.fixture
@@ -44,12 +29,8 @@ def env(tmp_path, sim):
 
 @pytest.fixture
 def served(controller, env):
-    server = create_server(create_app(controller), host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield {**env, "EDGE_HTTP__PORT": str(server.effective_port)}
-    server.close()
-    thread.join(5)
+    with serving(controller) as port:
+        yield {**env, "EDGE_HTTP__PORT": str(port)}
 
 
 def test_without_controller_diag_owns_the_bus(env, sim, tmp_path):

@@ -10,45 +10,30 @@ import os
 import re
 import shutil
 import sys
-import threading
 from pathlib import Path
 
 import pexpect
 import pytest
 from rich.cells import cell_len
 from typer.testing import CliRunner
-from waitress.server import create_server
 
 from edge.cli import app
 from edge.diag_text import door_summary, filter_doors, is_chinese, local_time
-from edge.kiosk_ui import create_app
 from edge.locker.models import Parcel
+from tests.support.cli import logs_on_stderr, serving  # noqa: F401 - fixture
 from tests.support.station import audits, deposit_parcel
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("logs_on_stderr")]
 runner = CliRunner()
 ZH = {"LANG": "zh_CN.UTF-8", "LC_ALL": "", "LC_MESSAGES": "", "COLUMNS": "80", "LINES": "24"}
 EN = {"LANG": "en_US.UTF-8", "LC_ALL": "", "LC_MESSAGES": "", "COLUMNS": "80", "LINES": "24"}
 
 
-@pytest.fixture(autouse=True)
-def _controller_logs_off_stdout():
-    import structlog
-
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.__stderr__))
-    yield
-    structlog.reset_defaults()
-
-
 @pytest.fixture
 def served(controller, sim):
-    server = create_server(create_app(controller), host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield {"EDGE_DATA_DIR": str(controller.settings.data_dir), "EDGE_LOCKER__SERIAL_URL": sim.url,
-           "EDGE_LOCKER__BOARDS": "0,1", "EDGE_HTTP__PORT": str(server.effective_port)}
-    server.close()
-    thread.join(5)
+    with serving(controller) as port:
+        yield {"EDGE_DATA_DIR": str(controller.settings.data_dir), "EDGE_LOCKER__SERIAL_URL": sim.url,
+               "EDGE_LOCKER__BOARDS": "0,1", "EDGE_HTTP__PORT": str(port)}
 
 
 def diag(env, *args):
