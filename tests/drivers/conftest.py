@@ -22,12 +22,18 @@ def sim_path(sim: LockBoardSimulator) -> str:
 
 
 @pytest.fixture
-def open_bus() -> Iterator[BusFactory]:
-    """Open buses (closed after the test); keyword arguments override FAST."""
+def bus_options() -> dict[str, Any]:
+    """What a module's buses are opened with (a Modbus module gives its protocol and timing)."""
+    return FAST
+
+
+@pytest.fixture
+def open_bus(bus_options: dict[str, Any]) -> Iterator[BusFactory]:
+    """Open buses (closed after the test); keyword arguments override bus_options."""
     buses: list[KerongBus] = []
 
     def factory(url: str, boards: list[int] | int = 2, **options: Any) -> KerongBus:
-        bus = open_lockboard_bus(url, boards=boards, **{**FAST, **options})
+        bus = open_lockboard_bus(url, boards=boards, **{**bus_options, **options})
         buses.append(bus)
         return bus
 

@@ -35,18 +35,9 @@ def msim() -> Iterator[ModbusLockBoardSimulator]:
 
 
 @pytest.fixture
-def open_bus() -> Iterator[BusFactory]:
-    buses: list[ModbusBus] = []
-
-    def factory(url: str, boards: list[int] | int = 2, **options: Any) -> ModbusBus:
-        bus = open_lockboard_bus(url, boards=boards, protocol="modbus", **{**FAST, **options})
-        assert isinstance(bus, ModbusBus)
-        buses.append(bus)
-        return bus
-
-    yield factory
-    for bus in buses:
-        bus.close()
+def bus_options() -> dict[str, Any]:
+    """This module's buses speak Modbus (tests/drivers/conftest.py opens them)."""
+    return {"protocol": "modbus", **FAST}
 
 
 @pytest.fixture
