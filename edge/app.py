@@ -206,6 +206,15 @@ def _build_community(controller: Controller) -> None:
     services.activities = ActivityService(db, catalogue, clock)
     services.requests = RequestService(db, clock, settings.community.emergency_callback_minutes)
     services.feedback = FeedbackService(db, catalogue, clock)
+    _build_voice_notes(controller)
+
+
+def _build_voice_notes(controller: Controller) -> None:
+    """Voice notes on requests, kept under the data folder until the cloud has them (ADR 0126)."""
+    from edge.community.voice import VoiceNoteService
+
+    controller.services.voice_notes = VoiceNoteService(controller.db, controller.clock,
+                                                       controller.settings.data_dir / "voice")
 
 
 def _build_identity(controller: Controller) -> None:

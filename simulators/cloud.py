@@ -11,6 +11,8 @@ contract, decides bookings by a rule, and sends catalogue updates and other comm
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import shutil
 import socket
@@ -85,6 +87,8 @@ class CloudSimulator:
         self._reply_id = f"cloud-sim-{uuid.uuid4().hex[:8]}"
         self.platform_key = platform_key  # X25519PrivateKey: opens sealed pickup secrets
         self.pickup_secrets: dict[str, dict[str, Any]] = {}  # parcel_id -> opened secret
+        self.voice_pieces: dict[str, dict[int, bytes]] = defaultdict(dict)  # request_id -> index -> bytes
+        self.voice_notes: dict[str, bytes] = {}  # request_id -> whole clip, sha256 checked
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5,
                                    client_id=client_id or f"cloud-sim-{uuid.uuid4().hex[:8]}")
         self._client.suppress_exceptions = True
@@ -168,6 +172,8 @@ class CloudSimulator:
                 self.reply_correlations[transaction_id].append(correlation)
         elif envelope.get("type") == "parcel.deposited":
             self._open_secret(envelope)
+        elif envelope.get("type") == "request.voice_chunk":
+            self._join_voice_chunk(envelope["data"])
         elif envelope.get("type") == "outbox.dropped":
             for first, last in envelope["data"]["ranges"]:
                 log.explained.update(range(first, last + 1))
@@ -193,6 +199,22 @@ class CloudSimulator:
         print(f"[simulated cloud] SMS to {data.get('phone_masked')}: parcel in compartment "
               f"{data.get('compartment')}, pickup code {opened.get('pickup_code')}", flush=True)
         self.pickup_secrets[str(data.get("parcel_id"))] = opened  # after the print: tests wait on it
+
+    def _join_voice_chunk(self, data: dict[str, Any]) -> None:
+        """What the platform does with request.voice_chunk: keep each piece; once all `count`
+        are in, join them in index order and check the sha256 of the whole (ADR 0126)."""
+        request_id = str(data.get("request_id"))
+        pieces = self.voice_pieces[request_id]
+        pieces[int(data["index"])] = base64.b64decode(data["audio"], validate=True)
+        if len(pieces) < int(data["count"]):
+            return
+        clip = b"".join(pieces[n] for n in range(int(data["count"])))
+        if hashlib.sha256(clip).hexdigest() != data["sha256"] or len(clip) != data["size_bytes"]:
+            self.violations.append(f"voice note {request_id}: sha256 or size does not match")
+            return
+        print(f"[simulated cloud] voice note for request {request_id}: {len(clip)} bytes, "
+              f"{data['media_type']}", flush=True)
+        self.voice_notes[request_id] = clip
 
     def _violation(self, text: str) -> None:
         with self._changed:
