@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from edge.community.voice import CHUNK_EVENT
+from edge.storage import outbox
 from simulators.cloud import CloudSimulator
 from tests.support.browser import assert_accessible, shoot, type_on_keypad
 from tests.support.mosquitto import Broker
@@ -133,3 +135,44 @@ def test_a_voice_note_after_the_emergency_button_in_english(page, kiosk: Station
     assert cloud.wait_for(lambda: request_id in cloud.voice_notes, 60), "the clip did not reach the cloud"
     assert cloud.voice_notes[request_id] == clip
     assert cloud.violations == []
+
+
+def test_without_a_microphone_simulate_mode_records_a_generated_tone(page, kiosk: Station) -> None:
+    page.add_init_script("navigator.mediaDevices.getUserMedia = () => "
+                         "Promise.reject(new DOMException('no device', 'NotFoundError'));")
+    page.goto("/help/")
+    page.get_by_role("radio", name="其他").click()
+    page.get_by_role("button", name="请给我回电话").click()
+    type_on_keypad(page, "13912345678")
+    record_a_few_seconds(page, "录音", "停止录音", r"正在录音，还剩 ([1-4]\d|5[0-8]) 秒", r"录音已完成")
+    uploading = recorded_file(page)
+    page.get_by_role("button", name="提交求助").click()
+    expect(page.get_by_text("您的语音留言已随求助一起发送。")).to_be_visible()
+    [submitted] = kiosk.outbox("request.submitted")
+    assert joined(chunks_of(kiosk, submitted.data["request_id"])) == uploading
+
+
+def test_a_clip_that_is_not_audio_is_refused_plainly_and_the_request_still_goes(kiosk: Station) -> None:
+    reply = kiosk.client.post("/help/", content_type="multipart/form-data", data={
+        "csrf_token": kiosk.csrf("/help/"), "category": "repair", "description": "水管漏水",
+        "phone": "13912345678", "voice": (io.BytesIO(b"<html>not audio</html>"), "voice.webm", "text/html")})
+    assert reply.status_code == 302
+    [submitted] = kiosk.outbox("request.submitted")
+    assert submitted.data["description"] == "水管漏水"
+    assert chunks_of(kiosk, submitted.data["request_id"]) == []
+    sent_page = kiosk.client.get("/help/sent").get_data(as_text=True)
+    assert "无法读取录音，请重新录音。" in sent_page
+    assert kiosk.services.voice_notes.clip(submitted.data["request_id"]) is None
+
+
+def test_a_full_outbox_refuses_the_clip_not_the_request(kiosk: Station) -> None:
+    with kiosk.db.write() as session:
+        outbox.set_budget(session, max_rows=1000, max_bytes=64 * 1024)
+    reply = kiosk.client.post("/help/", content_type="multipart/form-data", data={
+        "csrf_token": kiosk.csrf("/help/"), "category": "repair", "description": "电灯不亮",
+        "phone": "13912345678", "voice": (io.BytesIO(b"\x1a\x45\xdf\xa3" + bytes(60_000)), "v.webm", "audio/webm")})
+    assert reply.status_code == 302
+    [submitted] = kiosk.outbox("request.submitted")  # the request went; only the clip was refused
+    assert submitted.data["description"] == "电灯不亮"
+    assert kiosk.outbox(CHUNK_EVENT) == []
+    assert "语音留言未能保存" in kiosk.client.get("/help/sent").get_data(as_text=True)
