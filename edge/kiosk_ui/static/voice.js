@@ -35,6 +35,7 @@
     var playback = box.querySelector("[data-voice-playback]");
     var file = box.querySelector("[data-voice-file]");
     var recorder = null, source = null, ticker = null, startedAt = 0, parts = [];
+    var form = box.closest("form"), submitWhenKept = false;
 
     function words(name, n) { return box.dataset["words" + name].replace("{n}", String(n)); }
     function show(recording) {
@@ -62,6 +63,7 @@
       playback.hidden = false;
       state.textContent = words("Ready", seconds);
       show(false);
+      if (submitWhenKept) { submitWhenKept = false; form.requestSubmit(); }
     }
 
     record.addEventListener("click", function () {
@@ -87,6 +89,16 @@
       }).then(function () { record.disabled = false; });
     });
     stop.addEventListener("click", finish);
+    if (form) {
+      // Sending while still recording: stop first, so what was said goes with the form.
+      form.addEventListener("submit", function (event) {
+        if (recorder && recorder.state === "recording") {
+          event.preventDefault();
+          submitWhenKept = true;
+          finish();
+        }
+      });
+    }
     discard.addEventListener("click", function () {
       file.value = "";
       playback.hidden = true;
