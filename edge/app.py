@@ -206,6 +206,42 @@ def _build_community(controller: Controller) -> None:
     services.activities = ActivityService(db, catalogue, clock)
     services.requests = RequestService(db, clock, settings.community.emergency_callback_minutes)
     services.feedback = FeedbackService(db, catalogue, clock)
+    _build_voice_notes(controller)
+
+
+def _build_voice_notes(controller: Controller) -> None:
+    """Voice notes on requests, kept under the data folder until the cloud has them (ADR 0126)."""
+    from edge.community.voice import VoiceNoteService
+
+    voice_notes = VoiceNoteService(controller.db, controller.clock, controller.settings.data_dir / "voice")
+    controller.services.voice_notes = voice_notes
+    controller.components.append(_Every(3600, voice_notes.prune, "voice_prune"))
+
+
+class _Every:
+    """Runs `work` now and then on its own thread (hourly upkeep); a failure is logged and
+    tried again next time, never stops the controller."""
+
+    def __init__(self, seconds: float, work: Any, name: str) -> None:
+        import threading
+
+        self._seconds, self._work, self._name = seconds, work, name
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._seconds):
+            try:
+                self._work()
+            except Exception:  # noqa: BLE001 - upkeep is retried at the next round
+                log.exception("upkeep_failed", task=self._name)
 
 
 def _build_identity(controller: Controller) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edge.clock import Clock
 from edge.logs import get_logger
@@ -57,6 +57,7 @@ class Services:
     command_router: CommandRouter | None = None  # later parts register their cloud commands on it
     nightly_backup: NightlyBackup | None = None
     live: LiveHub | None = None  # wakes the kiosk's open pages when a service changes
+    voice_notes: Any = None  # VoiceNoteService: clips on help/emergency requests (ADR 0126)
 
 
 @dataclass

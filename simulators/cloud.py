@@ -11,6 +11,8 @@ contract, decides bookings by a rule, and sends catalogue updates and other comm
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import shutil
 import socket
@@ -102,6 +104,8 @@ class CloudSimulator:
         self.platform_key = platform_key  # X25519PrivateKey: opens sealed pickup secrets
         self.pickup_secrets: dict[str, dict[str, Any]] = {}  # parcel_id -> opened secret
         self.one_time_codes: dict[str, str] = {}  # resident_id -> the last one-time code texted
+        self.voice_pieces: dict[str, dict[int, bytes]] = defaultdict(dict)  # request_id -> index -> bytes
+        self.voice_notes: dict[str, bytes] = {}  # request_id -> whole clip, sha256 checked
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5,
                                    client_id=client_id or f"cloud-sim-{uuid.uuid4().hex[:8]}")
         self._client.suppress_exceptions = True
@@ -187,6 +191,8 @@ class CloudSimulator:
             self._open_secret(envelope)
         elif envelope.get("type") == "identity.otp_requested":
             self._text_one_time_code(envelope)
+        elif envelope.get("type") == "request.voice_chunk":
+            self._join_voice_chunk(envelope["data"])
         elif envelope.get("type") == "outbox.dropped":
             for first, last in envelope["data"]["ranges"]:
                 log.explained.update(range(first, last + 1))
@@ -235,6 +241,22 @@ class CloudSimulator:
         print(f"[simulated cloud] SMS to resident {data.get('resident_id')}: your code is "
               f"{opened.get('otp')}", flush=True)
         self.one_time_codes[str(data.get("resident_id"))] = str(opened.get("otp"))  # after the print
+
+    def _join_voice_chunk(self, data: dict[str, Any]) -> None:
+        """What the platform does with request.voice_chunk: keep each piece; once all `count`
+        are in, join them in index order and check the sha256 of the whole (ADR 0126)."""
+        request_id = str(data.get("request_id"))
+        pieces = self.voice_pieces[request_id]
+        pieces[int(data["index"])] = base64.b64decode(data["audio"], validate=True)
+        if len(pieces) < int(data["count"]):
+            return
+        clip = b"".join(pieces[n] for n in range(int(data["count"])))
+        if hashlib.sha256(clip).hexdigest() != data["sha256"] or len(clip) != data["size_bytes"]:
+            self.violations.append(f"voice note {request_id}: sha256 or size does not match")
+            return
+        print(f"[simulated cloud] voice note for request {request_id}: {len(clip)} bytes, "
+              f"{data['media_type']}", flush=True)
+        self.voice_notes[request_id] = clip
 
     def _violation(self, text: str) -> None:
         with self._changed:

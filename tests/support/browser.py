@@ -21,7 +21,9 @@ PORTRAIT = {"width": 1080, "height": 1920}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 RESIDENT_PHONE = "13800138000"  # a demo resident (simulators/demo_catalogue.json)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+                 # A fake microphone (a beep) that needs no permission prompt: voice-note tests.
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 
 
 def ensure_chromium() -> None:

@@ -32,10 +32,30 @@ QUICK_PHRASES = {
 }
 
 
+# A voice note rides in the form (multipart): these screens take bodies up to the clip's bound.
+VOICE_BODY_BYTES = 1024 * 1024 + 64 * 1024
+VOICE_ENDPOINTS = {"help.submit_request", "help.emergency_voice"}
+VOICE_WORDS = {
+    "voice_empty": N_("The voice note was empty. Please record it again."),
+    "voice_too_long": N_("A voice note can be at most 60 seconds."),
+    "voice_not_audio": N_("The voice note could not be read. Please record it again."),
+    "voice_outbox_full": N_("Your request was sent, but the voice note could not be kept: "
+                            "the station is waiting for the network. Please describe it to staff."),
+    "unknown_request": N_("We could not find that request. Please start again."),
+}
+
+
+@bp.before_app_request  # app-wide and registered first: before the CSRF check reads the form
+def _allow_voice_bodies() -> None:
+    if request.endpoint in VOICE_ENDPOINTS:
+        request.max_content_length = VOICE_BODY_BYTES
+
+
 @bp.get("/")
 def request_form() -> Any:
     draft = _draft_for_service(request.args.get("service", "")) or session.get("help_draft", {})
-    return render_template("help.html", categories=CATEGORIES, draft=draft, quick_phrases=QUICK_PHRASES)
+    return render_template("help.html", categories=CATEGORIES, draft=draft, quick_phrases=QUICK_PHRASES,
+                           simulate=_simulate())
 
 
 def _draft_for_service(service_id: str) -> dict[str, str]:
@@ -69,6 +89,7 @@ def submit_request() -> Any:
         return _back_to_form(form)
     session.pop("help_draft", None)
     session["help_sent"] = {"next_steps": sent.next_steps, "phone_masked": sent.phone_masked}
+    _attach_voice_note(sent.request_id)
     return redirect(url_for("help.sent"))
 
 
@@ -96,7 +117,7 @@ def emergency_submit() -> Any:
         flash(error_message(exc) + " " + _("Please call 120 or ask anyone nearby for help."), "error")
         return redirect(url_for("help.emergency_confirm"))
     session["help_sent"] = {"next_steps": sent.next_steps, "phone_masked": sent.phone_masked,
-                            "emergency": True}
+                            "emergency": True, "request_id": sent.request_id}
     return redirect(url_for("help.emergency_sent"))
 
 
@@ -106,7 +127,41 @@ def emergency_sent() -> Any:
     if done is None or not done.get("emergency"):
         return redirect(url_for("help.emergency_confirm"))
     return render_template("help_sent.html", next_steps=pick(done["next_steps"]),
-                           phone_masked=None, emergency=True)
+                           phone_masked=None, emergency=True, simulate=_simulate(),
+                           voice_sent=done.get("voice_sent", False))
+
+
+@bp.post("/emergency/voice")
+def emergency_voice() -> Any:
+    """After the alert is out (one touch must be enough), the resident may add a voice note."""
+    done = session.get("help_sent")
+    if done is None or not done.get("emergency") or not done.get("request_id"):
+        return redirect(url_for("help.emergency_confirm"))
+    if _attach_voice_note(done["request_id"]):
+        session["help_sent"] = {**done, "voice_sent": True}
+    return redirect(url_for("help.emergency_sent"))
+
+
+def _attach_voice_note(request_id: str) -> bool:
+    """The recorded clip of this form, if any, kept and queued for the cloud (ADR 0126). A
+    refusal is told plainly; the request itself is already sent."""
+    upload = request.files.get("voice")
+    if upload is None or not upload.filename:
+        return False
+    try:
+        service("voice_notes").attach(request_id, upload.read(), upload.mimetype)
+    except domain_errors() as exc:
+        code = getattr(exc, "code", "")
+        flash(_(VOICE_WORDS[code]) if code in VOICE_WORDS else error_message(exc), "error")
+        return False
+    flash(_("Your voice note was sent with the request."), "success")
+    return True
+
+
+def _simulate() -> bool:
+    from edge.kiosk_ui.screens.common import controller
+
+    return bool(controller().settings.simulate)
 
 
 def _resident_or_none() -> Any:
