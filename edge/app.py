@@ -284,7 +284,7 @@ def _build_bridge(controller: Controller) -> None:
 
     from cloud_bridge import Bridge, CommandRouter, ConfigCommand
     from cloud_bridge.commands import ping_handler
-    from edge.handoffs import open_remote
+    from edge.handoffs import maintenance_remote, open_remote
     from edge.storage import outbox
 
     settings, db, clock, services = controller.settings, controller.db, controller.clock, controller.services
@@ -309,6 +309,7 @@ def _build_bridge(controller: Controller) -> None:
             data["booking_id"], data["decision"] == "approved", data.get("reason")))
     if locker is not None:
         router.register("locker.open", lambda data: open_remote(locker, data))
+        router.register("compartment.maintenance", lambda data: maintenance_remote(locker, data))
     bridge = Bridge(settings, db, router, clock=clock, version=software,
                     compartments=locker.snapshot if locker is not None else None)
     if locker is not None:

@@ -33,6 +33,7 @@ class Diagnostics(Protocol):
     def doors(self) -> dict[str, Any]: ...
     def open(self, number: int, who: str) -> dict[str, Any]: ...
     def clear_fault(self, number: int, who: str) -> dict[str, Any]: ...
+    def maintenance(self, number: int, on: bool, reason: str, who: str) -> dict[str, Any]: ...
     def bus(self) -> dict[str, Any]: ...
     def selftest(self) -> list[dict[str, Any]]: ...
     def events(self, limit: int = 20) -> dict[str, Any]: ...
@@ -73,6 +74,9 @@ class HttpDiagnostics:
 
     def clear_fault(self, number: int, who: str) -> dict[str, Any]:
         return self._call("clear-fault", {"compartment": number, "who": who})
+
+    def maintenance(self, number: int, on: bool, reason: str, who: str) -> dict[str, Any]:
+        return self._call("maintenance", {"compartment": number, "on": on, "reason": reason, "who": who})
 
     def bus(self) -> dict[str, Any]:
         return self._call("bus")
@@ -140,6 +144,15 @@ def _run(ctx: typer.Context, action: str, *args: Any) -> tuple[Any, str]:
     raise AssertionError("unreachable")
 
 
+# `edge diag doors` states in words (the snapshot's codes are for machines).
+STATE_WORDS = {
+    "free": "free", "occupied": "stored", "deposit": "depositing",
+    "pickup": "pickup open", "return": "return open", "fault": "fault",
+    "disabled": "disabled", "unknown": "unknown",
+    "maintenance": "maintenance", "refused": "refused",
+}
+
+
 def _who() -> str:
     return os.environ.get("SUDO_USER") or getpass.getuser()
 
@@ -158,13 +171,20 @@ def doors(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> 
     else:
         table = Table(title=f"compartments (via {via})")
         for column in ("no.", "board", "lock (1-16)", "size", "latch", "item", "state", "parcel", "fault"):
-            table.add_column(column)
+            # the state in whole words even on an 80-column SSH terminal
+            table.add_column(column, min_width=11 if column == "state" else None)
         for c in report["compartments"]:
             item = "?" if c["item"] is None else ("yes" if c["item"] else "no")
             table.add_row(str(c["number"]), str(c["board"]), str(c["lock"] + 1), c["size"], c["latch"],
-                          item, c["state"], (c["parcel_state"] or "-") + (" overdue" if c["overdue"] else ""),
+                          item, STATE_WORDS.get(c["state"], c["state"]),
+                          (c["parcel_state"] or "-") + (" overdue" if c["overdue"] else ""),
                           c["fault"] or "")
         console.print(table)
+        for c in report["compartments"]:
+            if c.get("maintenance"):
+                inside = " (parcel inside, still collectable)" if c["parcel_state"] else ""
+                console.print(f"compartment {c['number']} out of service for maintenance{inside}: "
+                              f"{c['maintenance']}")
         for board in report["boards"]:
             if not board["reachable"]:
                 console.print(f"[red]board {board['board']} unreachable:[/red] {board['error']}")
@@ -200,6 +220,29 @@ def clear_fault(ctx: typer.Context, number: int = typer.Argument(..., help="comp
         raise typer.Exit(1)
     _run(ctx, "clear_fault", number, who or _who())
     console.print(f"compartment {number} is back in service")
+
+
+@diag_app.command()
+def maintenance(ctx: typer.Context, number: int = typer.Argument(..., help="compartment number"),
+                switch: str = typer.Argument(..., metavar="on|off", help="on: out of service; off: back"),
+                reason: str = typer.Option("", "--reason", help="why (required with on); audited"),
+                as_json: bool = typer.Option(False, "--json"),
+                who: Optional[str] = typer.Option(None, "--who", help="technician name for the audit")) -> None:
+    """Take a compartment out of service for maintenance (never assigned to a deposit; a
+    parcel inside stays collectable) or put it back. Audited."""
+    if switch not in ("on", "off"):
+        _fail("say on (out of service) or off (back in service)")
+    if switch == "on" and not reason.strip():
+        _fail("--reason is required to take a compartment out of service")
+    result, via = _run(ctx, "maintenance", number, switch == "on", reason, who or _who())
+    if as_json:
+        _emit_json(result)
+    elif result["maintenance"]:
+        inside = "; the parcel inside stays collectable" if result["parcel_inside"] else ""
+        console.print(f"compartment {number} is out of service for maintenance ({result['reason']}){inside} "
+                      f"(via {via})")
+    else:
+        console.print(f"compartment {number} is back in service (via {via})")
 
 
 @diag_app.command()

@@ -32,6 +32,11 @@ class Compartment(Base):
     left_open_alerted: Mapped[bool] = mapped_column(Boolean, default=False)
     fault: Mapped[str | None] = mapped_column(String(200))  # out of service when set
     fault_at: Mapped[datetime | None]
+    # Out of service for maintenance (a technician's or the operations centre's reason): never
+    # assigned to a deposit; a parcel already inside stays collectable.
+    maintenance: Mapped[str | None] = mapped_column(String(200))
+    maintenance_at: Mapped[datetime | None]
+    maintenance_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class Deposit(Base):

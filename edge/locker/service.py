@@ -88,6 +88,9 @@ class LockerService:
     def clear_fault(self, number: int, who: str) -> None:
         self._doors.clear_fault(number, who)
 
+    def set_maintenance(self, number: int, on: bool, reason: str, actor: Actor, who: str) -> dict[str, Any]:
+        return self._doors.set_maintenance(number, on, reason, actor, who)
+
     # --- deposits ---------------------------------------------------------------------------
 
     def courier_for_code(self, code: str) -> str:

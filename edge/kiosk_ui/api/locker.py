@@ -30,7 +30,7 @@ sim_bp = Blueprint("sim_api", __name__, url_prefix="/api/sim/lockboard")
 # HTTP status per LockerError code; anything else is 409 (the request conflicts with state).
 STATUS = {
     "invalid_input": 400, "bad_phone": 400, "bad_waybill": 400, "bad_size": 400,
-    "bad_code_format": 400, "invalid_json": 400, "unauthorised": 401, "unknown_courier": 401,
+    "bad_code_format": 400, "invalid_json": 400, "bad_reason": 400, "unauthorised": 401, "unknown_courier": 401,
     "wrong_code": 403, "token_refused": 403, "not_found": 404, "cooling_down": 429,
     "board_unreachable": 503, "compartment_out_of_service": 503, "no_locker": 503,
     "storage_full": 503, "no_platform_key": 503,
@@ -323,8 +323,8 @@ def _openapi() -> dict[str, Any]:
                                latch={"enum": ["open", "closed", "unknown"]},
                                item={"type": "boolean", "nullable": True},
                                state={"enum": ["free", "occupied", "deposit", "pickup", "return",
-                                               "fault", "disabled", "unknown"]},
-                               fault=nullable_str, parcel={"type": "object", "nullable": True},
+                                               "fault", "disabled", "unknown", "maintenance"]},
+                               fault=nullable_str, maintenance=nullable_str, parcel={"type": "object", "nullable": True},
                                deposit_id=nullable_str),
         },
         "paths": {
