@@ -15,6 +15,7 @@ from edge.locker.codes import CODE_DIGITS, PickupCodes, normalise_code
 from edge.locker.deposits import PickupTokens
 from edge.locker.doors import Doors, Pending, new_id
 from edge.locker.errors import (
+    CodeUsed,
     CompartmentOutOfService,
     CoolingDown,
     InvalidInput,
@@ -30,6 +31,8 @@ from edge.logs import get_logger
 from edge.storage import Actor, audit, record_event
 
 log = get_logger("edge.locker")
+# A parcel in these states has let its code go: typing it again is told "already used".
+USED_CODE_STATES = ("collected", "returned", "refused")
 
 
 class AttemptBudget:
@@ -60,8 +63,10 @@ class AttemptBudget:
             return self.count_failure(s, attempt, kiosk_id, now, f"pickup_{method}")
 
     def count_failure(self, s: Session, attempt: CodeAttempt, kiosk_id: str, now: datetime,
-                      action: str) -> LockerError:
-        """A failed pickup attempt (wrong code, unrecognised eye) spends the kiosk's budget."""
+                      action: str, *, used: bool = False) -> LockerError:
+        """A failed pickup attempt (wrong code, unrecognised eye) spends the kiosk's budget.
+        `used`: the code was a real one whose parcel has left: it costs the same as a wrong
+        one (so it is no cheaper oracle), and the resident is told it was used."""
         settings, clock = self._doors.settings, self._doors.clock
         s.flush()
         wrong = self._wrong_attempts(s, kiosk_id, now)
@@ -71,9 +76,9 @@ class AttemptBudget:
             audit(s, Actor.RESIDENT, action, "wrong_cooldown_started", target=f"kiosk:{kiosk_id}",
                   detail={"wrong_in_window": wrong}, clock=clock)
             return CoolingDown(int(settings.wrong_code_cooldown_s))
-        audit(s, Actor.RESIDENT, action, "wrong", target=f"kiosk:{kiosk_id}",
+        audit(s, Actor.RESIDENT, action, "used" if used else "wrong", target=f"kiosk:{kiosk_id}",
               detail={"attempts_left": left}, clock=clock)
-        return WrongCode(left)
+        return CodeUsed(left) if used else WrongCode(left)
 
     def _wrong_attempts(self, s: Session, kiosk_id: str, now: datetime) -> int:
         """Wrong codes in the window, not counting those before the last cooldown ended."""
@@ -140,7 +145,9 @@ class Pickups:
             audit(s, Actor.RESIDENT, "pickup_code", "accepted", target=parcel_id,
                   detail={"kiosk": kiosk_id}, clock=clock)
             return parcel_id
-        return self.budget.count_failure(s, attempt, kiosk_id, now, "pickup_code")
+        used = s.scalar(select(Parcel.id).where(
+            Parcel.code_hash == self._codes.digest(code), Parcel.state.in_(USED_CODE_STATES)).limit(1))
+        return self.budget.count_failure(s, attempt, kiosk_id, now, "pickup_code", used=used is not None)
 
     def with_token(self, token: str, kiosk_id: str = "kiosk") -> PickupView:
         """Open the door for a pickup QR token from parcel.deposited; each token works once."""

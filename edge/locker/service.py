@@ -99,6 +99,9 @@ class LockerService:
     def deposit_status(self, deposit_id: str, courier_id: str | None = None) -> DepositView:
         return self._deposits.status(deposit_id, courier_id)
 
+    def check_waybill(self, courier_id: str, waybill: str) -> str:
+        return self._deposits.check_waybill(courier_id, waybill)
+
     def start_deposit(self, courier_id: str, waybill: str, phone: str, size: str) -> DepositView:
         return self._deposits.start(courier_id, waybill, phone, size)
 

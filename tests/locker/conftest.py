@@ -2,6 +2,7 @@
 against the lock-board simulator on a pseudo-terminal."""
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -103,8 +104,14 @@ def courier(client: FlaskClient) -> dict[str, str]:
     return {"Authorization": f"Bearer {reply.json['token']}"}
 
 
+_waybills = itertools.count(1234567890)
+
+
 def start_deposit(client: FlaskClient, courier: dict[str, str], size: str = "M",
-                  waybill: str = "SF1234567890") -> dict[str, Any]:
+                  waybill: str | None = None) -> dict[str, Any]:
+    """A deposit through the API; each gets its own waybill unless one is given (the locker
+    refuses a waybill that is already inside)."""
+    waybill = waybill or f"SF{next(_waybills)}"
     reply = client.post("/api/locker/deposits", headers=courier,
                         json={"waybill": waybill, "phone": PHONE, "size": size})
     assert reply.status_code == 201, reply.json

@@ -31,7 +31,7 @@ sim_bp = Blueprint("sim_api", __name__, url_prefix="/api/sim/lockboard")
 STATUS = {
     "invalid_input": 400, "bad_phone": 400, "bad_waybill": 400, "bad_size": 400,
     "bad_code_format": 400, "invalid_json": 400, "bad_reason": 400, "unauthorised": 401, "unknown_courier": 401,
-    "wrong_code": 403, "token_refused": 403, "not_found": 404, "cooling_down": 429,
+    "wrong_code": 403, "code_used": 403, "token_refused": 403, "not_found": 404, "cooling_down": 429,
     "board_unreachable": 503, "compartment_out_of_service": 503, "no_locker": 503,
     "storage_full": 503, "no_platform_key": 503,
 }

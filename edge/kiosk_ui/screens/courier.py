@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 
 from edge.kiosk_ui.screens.common import controller, error_message, service
 from edge.kiosk_ui.screens.live import hub
-from edge.locker.deposits import SIZES, WAYBILL_MAX
+from edge.locker.deposits import SIZES
 from edge.privacy import InvalidPhone, mask_phone, normalise_phone
 
 bp = Blueprint("courier", __name__, url_prefix="/courier")
@@ -55,9 +55,12 @@ def waybill() -> Any:
         return redirect(url_for("courier.identify"))
     if request.method == "GET":
         return render_template("courier_waybill.html")
-    number = request.form.get("waybill", "").strip()
-    if not number or len(number) > WAYBILL_MAX or not number.isprintable():
-        flash(_("Please type the waybill number (up to 64 characters)."), "error")
+    from edge.locker.errors import LockerError
+
+    try:  # malformed, or already in this locker: said before the phone and size steps
+        number = service("locker").check_waybill(session["courier_id"], request.form.get("waybill", ""))
+    except LockerError as exc:
+        flash(error_message(exc), "error")
         return redirect(url_for("courier.waybill"))
     session["waybill"] = number
     return redirect(url_for("courier.recipient"))

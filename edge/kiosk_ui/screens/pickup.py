@@ -60,13 +60,18 @@ def door(parcel_id: str) -> Any:
 
 
 def _open(attempt: Any) -> Any:
-    from edge.locker.errors import CoolingDown, LockerError, WrongCode
+    from edge.locker.errors import CodeUsed, CoolingDown, LockerError, WrongCode
 
     try:
         view = attempt(service("locker"))
     except WrongCode as exc:
         flash(ngettext("That code is not right. You can try %(num)d more time.",
                        "That code is not right. You can try %(num)d more times.",
+                       exc.attempts_left), "error")
+        return redirect(url_for("pickup.enter_code"))
+    except CodeUsed as exc:
+        flash(ngettext("That pickup code has already been used. You can try %(num)d more time.",
+                       "That pickup code has already been used. You can try %(num)d more times.",
                        exc.attempts_left), "error")
         return redirect(url_for("pickup.enter_code"))
     except CoolingDown as exc:
