@@ -48,7 +48,17 @@ def build_controller(settings: Settings, *, clock: Clock | None = None) -> Contr
     _build_identity(controller)
     _build_bridge(controller)
     _build_live(controller)
+    _build_records(controller)
     return controller
+
+
+def _build_records(controller: Controller) -> None:
+    """The operation records' retention purge, run by the scheduler (ADR 0135)."""
+    from edge.storage.records import RecordsJobs
+
+    records = controller.settings.records
+    controller.components.append(RecordsJobs(controller.db, records.retention_days, records.purge_batch_rows,
+                                             records.purge_every_s, controller.clock))
 
 
 @contextmanager

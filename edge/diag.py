@@ -306,6 +306,60 @@ def events(ctx: typer.Context, limit: int = typer.Option(20, "--limit", min=1, m
 
 
 @diag_app.command()
+def export(ctx: typer.Context,
+           since: str = typer.Option(..., "--since", help="first day (YYYY-MM-DD, site time) or an ISO time"),
+           until: Optional[str] = typer.Option(None, "--until", help="last day, included (default: no end)"),
+           fmt: str = typer.Option("csv", "--format", help="csv or jsonl"),
+           output: Optional[str] = typer.Option(None, "--output", "-o", help="file (default: stdout)")) -> None:
+    """Operation records (drop-offs, pickups, collections, returns, refusals, door openings,
+    refused codes, maintenance, purges) between two dates, as CSV or JSON Lines. Read from the
+    database directly, so it works whether the controller runs or not."""
+    from edge.storage import Database
+    from edge.storage.records import EXPORT_FORMATS, export_lines, records
+
+    settings = settings_from(ctx)
+    if fmt not in EXPORT_FORMATS:
+        _fail(f"--format must be one of {', '.join(EXPORT_FORMATS)}")
+    start, end = _moment(since, settings, end_of_day=False), None
+    if until is not None:
+        end = _moment(until, settings, end_of_day=True)
+    if not settings.database_path.is_file():
+        _fail(f"no database at {settings.database_path} (set EDGE_DATA_DIR)")
+    db = Database(settings.database_path)
+    try:
+        if end is not None and end <= start:
+            _fail("--until is before --since")
+        lines = export_lines(records(db, start, end), fmt)
+        if output is None:
+            for line in lines:
+                typer.echo(line, nl=False)
+        else:
+            with open(output, "w", encoding="utf-8", newline="") as out:
+                out.writelines(lines)
+    finally:
+        db.dispose()
+
+
+def _moment(text: str, settings: Any, *, end_of_day: bool) -> Any:
+    """A date (the whole day in the site's time zone; --until includes its day) or an ISO time."""
+    from datetime import date, datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(settings.site.timezone)
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            _fail(f"not a date or time: {text!r} (use YYYY-MM-DD)")
+            raise AssertionError("unreachable") from None
+        return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+    start = datetime.combine(day, time(0), tzinfo=zone)
+    return start + timedelta(days=1) if end_of_day else start
+
+
+@diag_app.command()
 def security(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """File modes, local API credential, platform key, broker TLS and credentials. Exit 1
     when one is not as docs/security.md expects."""

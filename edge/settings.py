@@ -266,6 +266,15 @@ class IdentitySettings(_Section):
     iris_key_file: Path | None = None  # AES key for iris templates; default under data_dir/keys
 
 
+class RecordsSettings(_Section):
+    """Operation records (the audit trail): kept this long at this site, then purged in
+    batches by the scheduler; the purge itself is audited (ADR 0135)."""
+
+    retention_days: int = Field(180, ge=1)
+    purge_batch_rows: int = Field(2000, ge=1)
+    purge_every_s: float = Field(3600, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EDGE_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -283,6 +292,7 @@ class Settings(BaseSettings):
     kiosk: KioskSettings = KioskSettings()
     identity: IdentitySettings = IdentitySettings()
     community: CommunitySettings = CommunitySettings()
+    records: RecordsSettings = RecordsSettings()
 
     @classmethod
     def settings_customise_sources(

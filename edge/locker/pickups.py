@@ -256,6 +256,11 @@ class Pickups:
                 "waybill": parcel.waybill, f"{done}_at": iso_utc(now), "item_left_inside": item_left}
         if op.purpose == "return":
             data["courier_id"] = op.actor_id
+        # the operation record of the parcel leaving (the opening was audited when it opened)
+        audit(s, Actor.RESIDENT if op.purpose == "pickup" else Actor.COURIER, op.purpose, done,
+              actor_id=op.actor_id, target=parcel.id,
+              detail={"compartment": parcel.compartment, "method": op.method, "waybill": parcel.waybill,
+                      "item_left_inside": item_left}, clock=clock)
         record_event(s, f"parcel.{done}", data, clock=clock)
         pending.add(f"parcel.{done}", data)
 

@@ -1,4 +1,5 @@
-"""locker: compartments out of service for maintenance (reason, when, by whom)
+"""locker: compartments out of service for maintenance (reason, when, by whom); the audit
+trail append-only (triggers), with a purge window only the retention purge opens (ADR 0135)
 
 Revision ID: 0007_locker
 Revises: 0005
@@ -14,8 +15,25 @@ down_revision = '0005'
 branch_labels = None
 depends_on = None
 
+# The audit is append-only: no UPDATE ever; DELETE only of rows older than the purge window's
+# `before`, and the window exists only inside the retention purge's own transaction.
+AUDIT_TRIGGERS = [
+    """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+       BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END""",
+    """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+       WHEN NOT EXISTS (SELECT 1 FROM audit_purge_window WHERE OLD.ts < audit_purge_window.before)
+       BEGIN SELECT RAISE(ABORT, 'audit rows leave only through the retention purge'); END""",
+]
+
 
 def upgrade() -> None:
+    op.create_table('audit_purge_window',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('before', edge.storage.models.UtcDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    for trigger in AUDIT_TRIGGERS:
+        op.execute(trigger)
     with op.batch_alter_table('locker_compartment', schema=None) as batch_op:
         batch_op.add_column(sa.Column('maintenance', sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column('maintenance_at', edge.storage.models.UtcDateTime(), nullable=True))
@@ -23,6 +41,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER audit_no_delete")
+    op.execute("DROP TRIGGER audit_no_update")
+    op.drop_table('audit_purge_window')
     with op.batch_alter_table('locker_compartment', schema=None) as batch_op:
         batch_op.drop_column('maintenance_by')
         batch_op.drop_column('maintenance_at')
