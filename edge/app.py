@@ -96,6 +96,7 @@ def build_locker(controller: Controller) -> LockerRuntime | None:
     from edge.locker.buslock import BusLock, bus_lock_path
     from edge.locker.diagnostics import LockerDiagnostics
     from edge.locker.monitor import DoorMonitor, LockerJobs
+    from edge.locker.views import Station
     from edge.locker.runtime import LockerRuntime
     from edge.locker.service import LockerService
     from edge.settings import SettingsError
@@ -138,7 +139,8 @@ def build_locker(controller: Controller) -> LockerRuntime | None:
         pickup_tokens=tokens, alarm=_door_alarm(station_io), settings=locker,
         phone_hash=partial(phone_hash, settings.mqtt.site_id),
         resident_phone_hash=residents.phone_hash_of if residents is not None else None,
-        seal_secret=_platform_sealer(settings))
+        seal_secret=_platform_sealer(settings),
+        station=Station(settings.site.station_name, settings.site.address))
     if simulation is not None:
         simulation.attach_demo_hand(service)
     controller.services.locker = service

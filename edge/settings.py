@@ -51,6 +51,7 @@ class SiteSettings(_Section):
     station_name: str = "社区服务站"
     station_name_en: str = "Community Service Station"
     opening_hours: str = "08:30-20:00"
+    address: str = ""  # the station's address, as residents are told it in parcel notices
     timezone: str = "Asia/Shanghai"
 
     @field_validator("timezone")
@@ -76,6 +77,7 @@ class LockerSettings(_Section):
     unlock_echo_window_s: float = Field(0.0, ge=0, le=0.1)
     poll_interval_s: float = Field(0.25, gt=0)
     retention_hours: float = Field(72, gt=0)
+    free_storage_hours: float = Field(24, gt=0)  # no charge before this; told in parcel.deposited
     door_left_open_s: float = Field(60, gt=0)
     deposit_close_timeout_s: float = Field(300, gt=0)
     wrong_code_limit: int = Field(5, ge=1)

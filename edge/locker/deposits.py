@@ -26,7 +26,7 @@ from edge.locker.errors import (
     WrongState,
 )
 from edge.locker.models import Compartment, Deposit, Parcel
-from edge.locker.views import LIVE_DEPOSIT_STATES, LIVE_PARCEL_STATES, DepositView
+from edge.locker.views import LIVE_DEPOSIT_STATES, LIVE_PARCEL_STATES, DepositView, Station
 from edge.privacy import InvalidPhone, mask_phone, normalise_phone
 from edge.settings import Size
 from edge.storage import Actor, audit, record_event
@@ -53,8 +53,10 @@ class Deposits:
 
     def __init__(self, doors: Doors, codes: PickupCodes, tokens: PickupTokens | None,
                  phone_hash: Callable[[str], str],
-                 seal_secret: Callable[[dict[str, Any], str], str] | None = None) -> None:
+                 seal_secret: Callable[[dict[str, Any], str], str] | None = None,
+                 station: Station | None = None) -> None:
         self._doors = doors
+        self._station = station or Station("", "")
         self._codes = codes
         self._tokens = tokens
         self._phone_hash = phone_hash
@@ -271,6 +273,9 @@ class Deposits:
             "phone_masked": parcel.phone_masked,
             "secret": self._seal_secret({"pickup_code": code, "pickup_token": token}, message_id),
             "deposited_at": iso_utc(now), "due_at": iso_utc(parcel.due_at),
+            # what the resident's notice says: where, which door, free until when (never the code)
+            "station": {"name": self._station.name, "address": self._station.address},
+            "free_until": iso_utc(now + timedelta(hours=self._doors.settings.free_storage_hours)),
         }
         del code, token
         record_event(s, "parcel.deposited", data, clock=clock, message_id=message_id)

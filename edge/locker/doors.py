@@ -405,7 +405,8 @@ def _describe(row: Compartment, state: LockState, parcel: Parcel | None,
     elif deposit is not None:
         use = "deposit"
     elif parcel is not None:
-        use = {"stored": "occupied", "pickup_open": "pickup", "return_open": "return"}[parcel.state]
+        use = {"stored": "occupied", "pickup_open": "pickup", "refusing": "pickup", "refused": "refused",
+               "return_open": "return"}[parcel.state]
     else:
         use = "free"
     return {

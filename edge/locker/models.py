@@ -75,8 +75,9 @@ class Parcel(Base):
     phone_masked: Mapped[str] = mapped_column(String(16))
     phone_hash: Mapped[str] = mapped_column(String(64), index=True)
     code_hash: Mapped[str] = mapped_column(String(64), index=True)  # HMAC-SHA256(box secret, code)
-    # stored | pickup_open | return_open | collected | returned
+    # stored | pickup_open | refusing | refused | return_open | collected | returned
     state: Mapped[str] = mapped_column(String(16))
+    refusal_reason: Mapped[str | None] = mapped_column(String(16))  # damaged | wrong | short
     overdue: Mapped[bool] = mapped_column(Boolean, default=False)
     deposited_at: Mapped[datetime]
     due_at: Mapped[datetime]  # deposited_at + retention
@@ -96,7 +97,7 @@ class DoorOperation(Base):
     purpose: Mapped[str] = mapped_column(String(8))  # pickup | return
     method: Mapped[str] = mapped_column(String(16))  # code | token | resident | courier
     actor_id: Mapped[str | None] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16))  # door_open | collected | returned
+    state: Mapped[str] = mapped_column(String(16))  # door_open | refusing | collected | refused | returned
     opened_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
 

@@ -194,14 +194,18 @@ class Pickups:
         return views
 
     def return_parcel(self, courier_id: str, parcel_id: str) -> PickupView:
-        """Open an overdue parcel's door so a courier can take it back."""
+        """Open an overdue parcel's door, or a refused one's for the courier who brought it,
+        so the courier can take it back."""
         with self._doors.lock:
             with self._doors.db.read() as s:
                 parcel = s.get(Parcel, parcel_id)
             if parcel is None:
                 raise NotFound("no parcel with that id")
-            if parcel.state != "stored" or not parcel.overdue:
-                raise WrongState("only overdue parcels still in the locker can be taken back")
+            refused = parcel.state == "refused"
+            if refused and parcel.courier_id != courier_id:
+                raise NotFound("no parcel with that id")  # refused parcels go back with their own courier
+            if not refused and (parcel.state != "stored" or not parcel.overdue):
+                raise WrongState("only overdue or refused parcels still in the locker can be taken back")
             return self._open_for_parcel(parcel_id, "return", "courier", Actor.COURIER, courier_id)
 
     def _open_for_parcel(self, parcel_id: str, purpose: str, method: str, actor: Actor,

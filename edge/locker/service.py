@@ -21,8 +21,9 @@ from edge.locker.deposits import Deposits, PickupTokens
 from edge.locker.doors import Doors, Subscriber, redact_event
 from edge.locker.errors import LockerError
 from edge.locker.pickups import Pickups
+from edge.locker.refusals import Refusals
 from edge.locker.upkeep import Upkeep
-from edge.locker.views import DepositView, PickupView
+from edge.locker.views import DepositView, PickupView, Station
 from edge.settings import CompartmentSpec, LockerSettings
 from edge.storage import Actor, Database
 
@@ -48,15 +49,18 @@ class LockerService:
         phone_hash: Callable[[str], str],
         resident_phone_hash: Callable[[str], str | None] | None = None,
         seal_secret: Callable[[dict[str, Any], str], str] | None = None,
+        station: Station | None = None,
     ) -> None:
         """`settings` is the live object (config.set changes thresholds in place).
         `phone_hash`: a normalised phone number -> the hash parcels are filed under.
         `resident_phone_hash`: a resident id -> that hash, or None (identified pickups).
-        `seal_secret`: (secret, message_id) -> text sealed to the platform; None refuses deposits."""
+        `seal_secret`: (secret, message_id) -> text sealed to the platform; None refuses deposits.
+        `station`: the station's name and address for parcel notices."""
         codes = PickupCodes(box_secret)
         self._doors = Doors(db, bus, layout, clock, alarm, settings)
-        self._deposits = Deposits(self._doors, codes, pickup_tokens, phone_hash, seal_secret)
+        self._deposits = Deposits(self._doors, codes, pickup_tokens, phone_hash, seal_secret, station)
         self._pickups = Pickups(self._doors, codes, pickup_tokens, resident_phone_hash)
+        self._refusals = Refusals(self._doors)
         self._upkeep = Upkeep(self._doors)
 
     @property
@@ -130,6 +134,12 @@ class LockerService:
 
     def return_parcel(self, courier_id: str, parcel_id: str) -> PickupView:
         return self._pickups.return_parcel(courier_id, parcel_id)
+
+    def refuse_parcel(self, pickup_id: str, reason: str) -> PickupView:
+        return self._refusals.refuse(pickup_id, reason)
+
+    def returns_for(self, courier_id: str) -> list[dict[str, Any]]:
+        return self._upkeep.returns_for(courier_id)
 
     def refuse_if_cooling_down(self, kiosk_id: str = "kiosk") -> None:
         self._pickups.budget.refuse_if_cooling_down(kiosk_id)

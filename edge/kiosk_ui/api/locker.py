@@ -210,6 +210,18 @@ def pickup_status(pickup_id: str) -> Any:
     return jsonify(service().pickup_status(pickup_id).as_dict())
 
 
+@bp.post("/pickups/<pickup_id>/refuse")
+def refuse_parcel(pickup_id: str) -> Any:
+    """The resident refuses the parcel at its open door (or just after taking it out)."""
+    return jsonify(service().refuse_parcel(pickup_id, json_body("reason")["reason"]).as_dict())
+
+
+@bp.get("/returns")
+@courier_required
+def returns() -> Any:
+    return jsonify(parcels=service().returns_for(g.courier_id))
+
+
 @bp.get("/compartments")
 def compartments() -> Any:
     return jsonify(compartments=service().snapshot())
@@ -317,13 +329,14 @@ def _openapi() -> dict[str, Any]:
             "Pickup": obj(["pickup_id", "parcel_id", "compartment", "purpose", "state"],
                           pickup_id=STRING, parcel_id=STRING, compartment=INTEGER,
                           purpose={"enum": ["pickup", "return"]},
-                          state={"enum": ["door_open", "collected", "returned"]}, message=STRING),
+                          state={"enum": ["door_open", "refusing", "collected", "refused", "returned"]},
+                          message=STRING),
             "Compartment": obj(["number", "board", "lock", "size", "latch", "state"],
                                number=INTEGER, board=INTEGER, lock=INTEGER, size=STRING,
                                latch={"enum": ["open", "closed", "unknown"]},
                                item={"type": "boolean", "nullable": True},
                                state={"enum": ["free", "occupied", "deposit", "pickup", "return",
-                                               "fault", "disabled", "unknown", "maintenance"]},
+                                               "fault", "disabled", "unknown", "maintenance", "refused"]},
                                fault=nullable_str, maintenance=nullable_str, parcel={"type": "object", "nullable": True},
                                deposit_id=nullable_str),
         },
@@ -358,12 +371,21 @@ def _openapi() -> dict[str, Any]:
             "/api/locker/compartments": {"get": operation(
                 "Every compartment (phones masked, no codes)",
                 obj(compartments={"type": "array", "items": ref("Compartment")}), tag="locker")},
+            "/api/locker/pickups/{pickup_id}/refuse": {"post": operation(
+                "The resident refuses the parcel (damaged, wrong, short): it goes back in, the door "
+                "closes, the parcel waits for its courier (parcel.refused)", pickup,
+                body=obj(["reason"], reason={"enum": ["damaged", "wrong", "short"]}),
+                errors=(400, 404, 409, 503), tag="locker")},
             "/api/locker/overdue": {"get": operation(
                 "Parcels past retention, for couriers to take back",
                 obj(parcels={"type": "array", "items": {"type": "object"}}), courier=True, tag="locker")},
             "/api/locker/returns": {"post": operation(
-                "Open an overdue parcel's door for the courier to take it back", pickup,
-                body=obj(parcel_id=STRING), errors=(400, 404, 409, 503), courier=True, tag="locker")},
+                "Open an overdue parcel's door, or a refused one's for the courier who brought it, "
+                "for the courier to take it back", pickup,
+                body=obj(parcel_id=STRING), errors=(400, 404, 409, 503), courier=True, tag="locker"),
+                "get": operation(
+                "What this courier may take back: parcels refused at the door that they brought, "
+                "then overdue ones", obj(parcels={"type": "array"}), courier=True, tag="locker")},
             "/api/sim/lockboard/state": {"get": operation(
                 "Simulate mode only: the simulated boards", obj(boards={"type": "array"}), tag="simulator")},
             "/api/sim/lockboard/door": {"post": operation(

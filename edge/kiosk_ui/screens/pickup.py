@@ -59,6 +59,21 @@ def door(parcel_id: str) -> Any:
     return render_template("pickup_door.html", view=view)
 
 
+@bp.post("/door/<parcel_id>/refuse")
+def refuse(parcel_id: str) -> Any:
+    """「拒收」 on the door screen: only for a parcel this visit opened."""
+    from edge.locker.errors import LockerError
+
+    if parcel_id not in session.get("pickups", []):
+        return redirect(url_for("pickup.enter_code"))
+    locker = service("locker")
+    try:
+        locker.refuse_parcel(locker.pickup_status(parcel_id).pickup_id, request.form.get("reason", ""))
+    except LockerError as exc:
+        flash(error_message(exc), "error")
+    return redirect(url_for("pickup.door", parcel_id=parcel_id))
+
+
 def _open(attempt: Any) -> Any:
     from edge.locker.errors import CodeUsed, CoolingDown, LockerError, WrongCode
 

@@ -1,4 +1,5 @@
-"""locker: compartments out of service for maintenance (reason, when, by whom); the audit
+"""locker: compartments out of service for maintenance (reason, when, by whom); a parcel's
+refusal reason; the audit
 trail append-only (triggers), with a purge window only the retention purge opens (ADR 0135)
 
 Revision ID: 0007_locker
@@ -38,9 +39,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('maintenance', sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column('maintenance_at', edge.storage.models.UtcDateTime(), nullable=True))
         batch_op.add_column(sa.Column('maintenance_by', sa.String(length=64), nullable=True))
+    with op.batch_alter_table('locker_parcel', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('refusal_reason', sa.String(length=16), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('locker_parcel', schema=None) as batch_op:
+        batch_op.drop_column('refusal_reason')
     op.execute("DROP TRIGGER audit_no_delete")
     op.execute("DROP TRIGGER audit_no_update")
     op.drop_table('audit_purge_window')
