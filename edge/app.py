@@ -140,7 +140,8 @@ def build_locker(controller: Controller) -> LockerRuntime | None:
         phone_hash=partial(phone_hash, settings.mqtt.site_id),
         resident_phone_hash=residents.phone_hash_of if residents is not None else None,
         seal_secret=_platform_sealer(settings),
-        station=Station(settings.site.station_name, settings.site.address))
+        station=Station(settings.site.station_name, settings.site.address),
+        camera_check=_station_camera(controller).problem)
     if simulation is not None:
         simulation.attach_demo_hand(service)
     controller.services.locker = service
@@ -150,6 +151,21 @@ def build_locker(controller: Controller) -> LockerRuntime | None:
                             LockerJobs(service), cleanups)
     controller.components.append(runtime)
     return runtime
+
+
+def _station_camera(controller: Controller) -> Any:
+    """The camera covering the locker (send-outs are refused while it gives no picture): the
+    configured one, a simulated one in simulate mode, else none (sending stays closed)."""
+    from edge.drivers.camera import OpenCVCamera, StationCamera
+
+    spec, simulation = controller.settings.locker.station_camera, controller.simulation
+    source: Any = None
+    if spec is not None:
+        source = OpenCVCamera(spec, 640, 480)
+    elif simulation is not None:
+        source = simulation.add_station_camera()
+    camera = controller.services.station_camera = StationCamera(source)
+    return camera
 
 
 def _station_io(controller: Controller, cleanups: list[Any]) -> StationIO | None:

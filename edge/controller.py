@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from cloud_bridge import Bridge
     from edge.community import (ActivityService, BookingService, CatalogueService,
                                 FeedbackService, RequestService, ResidentDirectory)
+    from edge.drivers.camera import StationCamera
     from edge.drivers.gpio import StationIO
     from edge.identity.service import IrisService
     from edge.live import LiveHub, ScanSource
@@ -52,6 +53,7 @@ class Services:
     iris: IrisService | None = None
     bridge: Bridge | None = None
     live: LiveHub | None = None  # wakes the kiosk's open pages when a service changes
+    station_camera: StationCamera | None = None  # the camera covering the locker (send-outs need it)
 
 
 @dataclass

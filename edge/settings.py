@@ -88,6 +88,11 @@ class LockerSettings(_Section):
     compartments: list[CompartmentSpec] = []
     # Courier codes typed at the kiosk, code -> courier id (EDGE_LOCKER__COURIERS='{"code": "id"}').
     couriers: dict[str, str] = {}
+    # Sending (寄件): courier companies residents may send with (id -> name shown), and each
+    # courier's company (courier id -> company id); a courier collects only their company's sends.
+    send_companies: dict[str, str] = {}
+    courier_companies: dict[str, str] = {}
+    station_camera: str | None = None  # the camera covering the locker (OpenCV device or URL)
 
     @field_validator("boards", mode="before")
     @classmethod

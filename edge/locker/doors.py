@@ -27,8 +27,8 @@ from edge.drivers.lockboard.base import (
     UnlockResult,
 )
 from edge.locker.errors import BoardUnreachable, DoorDidNotOpen, InvalidInput, LockerError, NotFound
-from edge.locker.models import Compartment, Deposit, Parcel
-from edge.locker.views import LIVE_DEPOSIT_STATES, LIVE_PARCEL_STATES
+from edge.locker.models import Compartment, Deposit, Parcel, Send
+from edge.locker.views import LIVE_DEPOSIT_STATES, LIVE_PARCEL_STATES, LIVE_SEND_STATES
 from edge.logs import get_logger
 from edge.settings import CompartmentSpec, LockerSettings
 from edge.storage import Actor, Database, audit, record_event
@@ -131,10 +131,12 @@ class Doors:
                 select(Parcel).where(Parcel.state.in_(LIVE_PARCEL_STATES)))}
             deposits = {d.compartment: d for d in s.scalars(
                 select(Deposit).where(Deposit.state.in_(LIVE_DEPOSIT_STATES)))}
+            sends = {x.compartment: x for x in s.scalars(select(Send).where(Send.state.in_(LIVE_SEND_STATES)))}
         with self.lock:
             live = dict(self.live)
         return [_describe(row, live.get(row.number, UNKNOWN_LOCK), parcels.get(row.number),
-                          deposits.get(row.number)) for row in rows if row.number in self.layout]
+                          deposits.get(row.number), sends.get(row.number))
+                for row in rows if row.number in self.layout]
 
     def read(self, board: int) -> BoardStatus:
         try:
@@ -269,6 +271,7 @@ class Doors:
         with self.db.read() as s:
             busy = set(s.scalars(select(Parcel.compartment).where(Parcel.state.in_(LIVE_PARCEL_STATES))))
             busy |= set(s.scalars(select(Deposit.compartment).where(Deposit.state.in_(LIVE_DEPOSIT_STATES))))
+            busy |= set(s.scalars(select(Send.compartment).where(Send.state.in_(LIVE_SEND_STATES))))
             usable = set(s.scalars(select(Compartment.number).where(
                 Compartment.enabled.is_(True), Compartment.fault.is_(None),
                 Compartment.maintenance.is_(None), Compartment.size == size)))
@@ -393,17 +396,19 @@ class Doors:
 
 
 def _describe(row: Compartment, state: LockState, parcel: Parcel | None,
-              deposit: Deposit | None) -> dict[str, Any]:
+              deposit: Deposit | None, send: Send | None = None) -> dict[str, Any]:
     if not row.enabled:
         use = "disabled"
     elif row.fault:
         use = "fault"
-    elif row.maintenance and parcel is None and deposit is None:
+    elif row.maintenance and parcel is None and deposit is None and send is None:
         use = "maintenance"  # with a parcel inside, the parcel's state shows (it stays collectable)
     elif state.latch is Latch.UNKNOWN:
         use = "unknown"
     elif deposit is not None:
         use = "deposit"
+    elif send is not None:
+        use = "send"  # an outgoing parcel (or its door) holds the compartment
     elif parcel is not None:
         use = {"stored": "occupied", "pickup_open": "pickup", "refusing": "pickup", "refused": "refused",
                "return_open": "return"}[parcel.state]
@@ -419,4 +424,5 @@ def _describe(row: Compartment, state: LockState, parcel: Parcel | None,
             "state": parcel.state,
         },
         "deposit_id": deposit.id if deposit else None,
+        "send": None if send is None else {"send_id": send.id, "company": send.company, "state": send.state},
     }

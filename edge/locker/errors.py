@@ -104,3 +104,9 @@ class NoPlatformKey(LockerError):
     """Without the platform's key a pickup code could never reach the resident sealed."""
 
     code = "no_platform_key"
+
+
+class CameraUnhealthy(LockerError):
+    """Send-outs are refused while the camera covering the locker gives no picture."""
+
+    code = "camera_unhealthy"

@@ -126,3 +126,25 @@ class UsedPickupToken(Base):
     token_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     parcel_id: Mapped[str] = mapped_column(String(32))
     used_at: Mapped[datetime]
+
+
+class Send(Base):
+    """A parcel a resident sends from the station (寄件), from its door opening to the courier
+    of the chosen company taking it out. The send code is kept only as a keyed hash."""
+
+    __tablename__ = "locker_send"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    company: Mapped[str] = mapped_column(String(64))  # the courier company that collects it
+    size: Mapped[str] = mapped_column(String(1))
+    compartment: Mapped[int] = mapped_column(Integer)
+    sender: Mapped[str] = mapped_column(String(64))  # "resident:<id>" or "code"
+    send_code_hash: Mapped[str | None] = mapped_column(String(64))
+    # opening | door_open | deposited | collect_open | collected | cancelled | failed
+    state: Mapped[str] = mapped_column(String(16))
+    collector_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    deposited_at: Mapped[datetime | None]
+    collected_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_locker_send_state", "state"),)

@@ -22,8 +22,9 @@ from edge.locker.doors import Doors, Subscriber, redact_event
 from edge.locker.errors import LockerError
 from edge.locker.pickups import Pickups
 from edge.locker.refusals import Refusals
+from edge.locker.sends import Sends
 from edge.locker.upkeep import Upkeep
-from edge.locker.views import DepositView, PickupView, Station
+from edge.locker.views import DepositView, PickupView, SendView, Station
 from edge.settings import CompartmentSpec, LockerSettings
 from edge.storage import Actor, Database
 
@@ -50,17 +51,21 @@ class LockerService:
         resident_phone_hash: Callable[[str], str | None] | None = None,
         seal_secret: Callable[[dict[str, Any], str], str] | None = None,
         station: Station | None = None,
+        camera_check: Callable[[], str | None] | None = None,
     ) -> None:
         """`settings` is the live object (config.set changes thresholds in place).
         `phone_hash`: a normalised phone number -> the hash parcels are filed under.
         `resident_phone_hash`: a resident id -> that hash, or None (identified pickups).
         `seal_secret`: (secret, message_id) -> text sealed to the platform; None refuses deposits.
-        `station`: the station's name and address for parcel notices."""
+        `station`: the station's name and address for parcel notices.
+        `camera_check`: None when the locker's camera gives a picture, else why not; without
+        it send-outs are refused."""
         codes = PickupCodes(box_secret)
         self._doors = Doors(db, bus, layout, clock, alarm, settings)
         self._deposits = Deposits(self._doors, codes, pickup_tokens, phone_hash, seal_secret, station)
         self._pickups = Pickups(self._doors, codes, pickup_tokens, resident_phone_hash)
         self._refusals = Refusals(self._doors)
+        self._sends = Sends(self._doors, codes, camera_check)
         self._upkeep = Upkeep(self._doors)
 
     @property
@@ -146,6 +151,21 @@ class LockerService:
 
     def record_failed_identification(self, kiosk_id: str, method: str) -> LockerError:
         return self._pickups.budget.record_failed_identification(kiosk_id, method)
+
+    # --- sending -----------------------------------------------------------------------------
+
+    def start_send(self, company: str, size: str, *, send_code: str | None = None,
+                   resident_id: str | None = None) -> SendView:
+        return self._sends.start(company, size, send_code=send_code, resident_id=resident_id)
+
+    def send_status(self, send_id: str) -> SendView:
+        return self._sends.status(send_id)
+
+    def sends_waiting_for(self, courier_id: str) -> list[SendView]:
+        return self._sends.waiting_for(courier_id)
+
+    def collect_send(self, courier_id: str, send_id: str) -> SendView:
+        return self._sends.collect(courier_id, send_id)
 
     # --- upkeep -----------------------------------------------------------------------------
 

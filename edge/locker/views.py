@@ -8,6 +8,8 @@ from typing import Any
 # closed with no item seen: courier may reopen or cancel), deposited, cancelled, failed.
 LIVE_DEPOSIT_STATES = ("opening", "door_open", "empty_closed")
 # Parcel states while it is in a compartment: a refused parcel waits there for its courier.
+# Send states while the parcel (or its door) holds a compartment.
+LIVE_SEND_STATES = ("opening", "door_open", "deposited", "collect_open")
 LIVE_PARCEL_STATES = ("stored", "pickup_open", "refusing", "refused", "return_open")
 
 
@@ -47,3 +49,17 @@ class Station:
 
     name: str
     address: str
+
+
+@dataclass(frozen=True)
+class SendView:
+    """A parcel sent from the station, as adapters show it: no send code."""
+
+    send_id: str
+    company: str
+    compartment: int
+    size: str
+    state: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,5 +1,5 @@
 """locker: compartments out of service for maintenance (reason, when, by whom); a parcel's
-refusal reason; the audit
+refusal reason; parcels sent from the station; the audit
 trail append-only (triggers), with a purge window only the retention purge opens (ADR 0135)
 
 Revision ID: 0007_locker
@@ -28,6 +28,22 @@ AUDIT_TRIGGERS = [
 
 
 def upgrade() -> None:
+    op.create_table('locker_send',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('company', sa.String(length=64), nullable=False),
+    sa.Column('size', sa.String(length=1), nullable=False),
+    sa.Column('compartment', sa.Integer(), nullable=False),
+    sa.Column('sender', sa.String(length=64), nullable=False),
+    sa.Column('send_code_hash', sa.String(length=64), nullable=True),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('collector_id', sa.String(length=64), nullable=True),
+    sa.Column('created_at', edge.storage.models.UtcDateTime(), nullable=False),
+    sa.Column('deposited_at', edge.storage.models.UtcDateTime(), nullable=True),
+    sa.Column('collected_at', edge.storage.models.UtcDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('locker_send', schema=None) as batch_op:
+        batch_op.create_index('ix_locker_send_state', ['state'], unique=False)
     op.create_table('audit_purge_window',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('before', edge.storage.models.UtcDateTime(), nullable=False),
@@ -44,6 +60,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('locker_send', schema=None) as batch_op:
+        batch_op.drop_index('ix_locker_send_state')
+    op.drop_table('locker_send')
     with op.batch_alter_table('locker_parcel', schema=None) as batch_op:
         batch_op.drop_column('refusal_reason')
     op.execute("DROP TRIGGER audit_no_delete")
