@@ -112,3 +112,38 @@ def test_bad_send_requests_are_refused_plainly(controller, client, sim, camera, 
     reply = send(client, **body)
     assert reply.status_code == 400 and reply.json["error"]["code"] == code, reply.json
     assert not any(f.data[2] == 0x31 for f in sim.frames_received)
+
+
+def test_the_kiosk_send_screens_in_chinese(controller, client, sim, camera):
+    import re
+
+    from edge.kiosk_ui import create_app
+
+    app = create_app(controller)
+    kiosk = app.test_client()
+    csrf = re.search(r'data-csrf="([^"]+)"', kiosk.get("/").get_data(as_text=True)).group(1)
+    form = kiosk.get("/send/").get_data(as_text=True)
+    assert "寄件" in form and "顺丰速运" in form and 'data-key="K"' in form
+    camera.fail()
+    closed = kiosk.post("/send/", data={"company": "sf", "size": "S", "send_code": "SF8K2Q7", "csrf_token": csrf},
+                        follow_redirects=True).get_data(as_text=True)
+    assert "快递柜摄像头故障，暂停寄件" in closed
+    camera.fail(False)
+    opened = kiosk.post("/send/", data={"company": "sf", "size": "S", "send_code": "SF8K2Q7", "csrf_token": csrf})
+    door = kiosk.get(opened.location).get_data(as_text=True)
+    assert "请放入包裹并关好柜门。" in door
+    number = int(re.search(r'class="door-number">(\d+)<', door).group(1))
+    spec = controller.services.locker.compartment_location(number)
+    sim.set_item(spec.board, spec.lock, True)
+    sim.close_door(spec.board, spec.lock)
+    wait_until(lambda: outbox(controller.db, "parcel.send_deposited"), what="send deposited")
+
+    # the courier of that company takes it from the courier screen
+    courier_screen = app.test_client()
+    csrf = re.search(r'data-csrf="([^"]+)"', courier_screen.get("/").get_data(as_text=True)).group(1)
+    courier_screen.post("/courier/", data={"courier_code": "246810", "csrf_token": csrf})
+    listing = courier_screen.get("/courier/outgoing").get_data(as_text=True)
+    send_id = re.search(r'/courier/outgoing/(snd-[0-9a-f]+)', listing).group(1)
+    taken = courier_screen.post(f"/courier/outgoing/{send_id}", data={"csrf_token": csrf},
+                                follow_redirects=True).get_data(as_text=True)
+    assert f"{number} 号柜门已打开" in taken and sim.is_open(spec.board, spec.lock)

@@ -25,6 +25,7 @@ from edge.kiosk_ui.screens import (
     live,
     notices,
     pickup,
+    sending,
     services,
     venues,
 )
@@ -33,7 +34,7 @@ from edge.kiosk_ui.screens.formatting import install_filters
 from edge.kiosk_ui.screens.visits import KioskSessionStore
 
 BLUEPRINTS = (kiosk, identify, pickup, iris, courier, services, notices, venues, activities, help,
-              feedback, live)
+              feedback, live, sending)
 # Machine endpoints with no form behind them (the barcode scanner posts its reading).
 CSRF_EXEMPT_ENDPOINTS = frozenset({"live.scanner_reading"})
 # After this long without a touch the screen goes black; tests may shorten it.

@@ -175,3 +175,28 @@ def _forget_parcel() -> None:
     """The next parcel starts from its waybill; the courier stays identified."""
     for key in ("waybill", "recipient_phone"):
         session.pop(key, None)
+
+
+@bp.get("/outgoing")
+def outgoing() -> Any:
+    """Outgoing parcels (寄件) waiting for this courier's company."""
+    if "courier_id" not in session:
+        return redirect(url_for("courier.identify"))
+    return render_template("courier_outgoing.html",
+                           parcels=service("locker").sends_waiting_for(session["courier_id"]))
+
+
+@bp.post("/outgoing/<send_id>")
+def collect_outgoing(send_id: str) -> Any:
+    from edge.locker.errors import LockerError
+
+    if "courier_id" not in session:
+        return redirect(url_for("courier.identify"))
+    try:
+        view = service("locker").collect_send(session["courier_id"], send_id)
+    except LockerError as exc:
+        flash(error_message(exc), "error")
+        return redirect(url_for("courier.outgoing"))
+    flash(_("Door %(number)s is open. Take the parcel out and close the door.", number=view.compartment),
+          "success")
+    return redirect(url_for("courier.outgoing"))
