@@ -93,6 +93,9 @@ class LockerSettings(_Section):
     send_companies: dict[str, str] = {}
     courier_companies: dict[str, str] = {}
     station_camera: str | None = None  # the camera covering the locker (OpenCV device or URL)
+    # One code, every parcel: a resident's pickup code opens all their parcels here, one door
+    # after another (the screen says which is next). Off by default: a code then opens one door.
+    one_code_all_parcels: bool = False
 
     @field_validator("boards", mode="before")
     @classmethod

@@ -31,6 +31,9 @@ from edge.logs import get_logger
 from edge.storage import Actor, audit, record_event
 
 log = get_logger("edge.locker")
+# Openings a pickup code started: the typed code and, with one code for every parcel, its next doors.
+CODE_METHODS = ("code", "code_next")
+NEXT_DOOR_WITHIN = timedelta(minutes=3)  # after a door closes, its resident may open the next
 # A parcel in these states has let its code go: typing it again is told "already used".
 USED_CODE_STATES = ("collected", "returned", "refused")
 
@@ -114,7 +117,39 @@ class Pickups:
                 .order_by(DoorOperation.opened_at.desc()).limit(1)).first()
             if op is None:
                 raise NotFound("no pickup or parcel with that id")
-            return pickup_view(op)
+            return pickup_view(op, self._next_doors(s, op))
+
+    def open_next(self, pickup_id: str) -> PickupView:
+        """One code, every parcel: after a door opened by a code has closed, open the same
+        resident's next parcel (the code was checked once; each door is its own audited opening)."""
+        doors = self._doors
+        if not doors.settings.one_code_all_parcels:
+            raise WrongState("here a pickup code opens one door; type the next code")
+        with doors.lock:
+            with doors.db.read() as s:
+                op = s.get(DoorOperation, pickup_id)
+                if op is None or op.purpose != "pickup" or op.method not in CODE_METHODS:
+                    raise NotFound("no pickup by code with that id")
+                if op.state != "collected" or op.closed_at is None:
+                    raise WrongState(f"please close door {op.compartment} first")
+                if doors.clock.now() - op.closed_at > NEXT_DOOR_WITHIN:
+                    raise WrongState("please type your pickup code again")
+                following = self._following(s, op)
+            if not following:
+                raise NotFound("no more parcels for you here")
+            view = self._open_for_parcel(following[0].id, "pickup", "code_next", Actor.RESIDENT, None)
+        return self.status(view.pickup_id)
+
+    def _following(self, s: Session, op: DoorOperation) -> list[Parcel]:
+        phone_hash = s.scalar(select(Parcel.phone_hash).where(Parcel.id == op.parcel_id))
+        return list(s.scalars(select(Parcel).where(Parcel.phone_hash == phone_hash, Parcel.state == "stored")
+                              .order_by(Parcel.deposited_at, Parcel.compartment)))
+
+    def _next_doors(self, s: Session, op: DoorOperation) -> tuple[int, ...]:
+        if not self._doors.settings.one_code_all_parcels or op.purpose != "pickup" \
+                or op.method not in CODE_METHODS:
+            return ()
+        return tuple(p.compartment for p in self._following(s, op))
 
     def with_code(self, code: str, kiosk_id: str = "kiosk") -> PickupView:
         """Open the door of the parcel with this code. Wrong codes count per kiosk."""
@@ -123,7 +158,8 @@ class Pickups:
                 outcome = self._check_code(s, code, kiosk_id)
             if isinstance(outcome, LockerError):
                 raise outcome
-            return self._open_for_parcel(outcome, "pickup", "code", Actor.RESIDENT, None)
+            view = self._open_for_parcel(outcome, "pickup", "code", Actor.RESIDENT, None)
+        return self.status(view.pickup_id)  # with the resident's next doors, when one code opens all
 
     def _check_code(self, s: Session, raw: str, kiosk_id: str) -> str | LockerError:
         """The parcel id the code opens, or the refusal; the attempt is recorded either way."""
@@ -269,5 +305,5 @@ class Pickups:
         pending.add(f"parcel.{done}", data)
 
 
-def pickup_view(op: DoorOperation) -> PickupView:
-    return PickupView(op.id, op.parcel_id, op.compartment, op.purpose, op.state)
+def pickup_view(op: DoorOperation, next_doors: tuple[int, ...] = ()) -> PickupView:
+    return PickupView(op.id, op.parcel_id, op.compartment, op.purpose, op.state, next_doors=next_doors)

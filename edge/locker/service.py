@@ -131,6 +131,9 @@ class LockerService:
     def pickup_with_code(self, code: str, kiosk_id: str = "kiosk") -> PickupView:
         return self._pickups.with_code(code, kiosk_id)
 
+    def open_next_door(self, pickup_id: str) -> PickupView:
+        return self._pickups.open_next(pickup_id)
+
     def pickup_with_token(self, token: str, kiosk_id: str = "kiosk") -> PickupView:
         return self._pickups.with_token(token, kiosk_id)
 

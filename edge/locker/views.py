@@ -38,6 +38,7 @@ class PickupView:
     purpose: str  # pickup | return
     state: str  # door_open | refusing | collected | refused | returned
     message: str = ""
+    next_doors: tuple[int, ...] = ()  # one code, every parcel: the resident's doors still to open
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -223,6 +223,12 @@ def returns() -> Any:
     return jsonify(parcels=service().returns_for(g.courier_id))
 
 
+@bp.post("/pickups/<pickup_id>/next")
+def open_next_door(pickup_id: str) -> Any:
+    """One code, every parcel: the same resident's next door, after this one closed."""
+    return jsonify(service().open_next_door(pickup_id).as_dict())
+
+
 @bp.post("/sends")
 def start_send() -> Any:
     """A resident sends a parcel with a send code from the courier company's app (寄件)."""
@@ -360,7 +366,7 @@ def _openapi() -> dict[str, Any]:
                           pickup_id=STRING, parcel_id=STRING, compartment=INTEGER,
                           purpose={"enum": ["pickup", "return"]},
                           state={"enum": ["door_open", "refusing", "collected", "refused", "returned"]},
-                          message=STRING),
+                          message=STRING, next_doors={"type": "array", "items": INTEGER}),
             "Compartment": obj(["number", "board", "lock", "size", "latch", "state"],
                                number=INTEGER, board=INTEGER, lock=INTEGER, size=STRING,
                                latch={"enum": ["open", "closed", "unknown"]},
@@ -407,6 +413,10 @@ def _openapi() -> dict[str, Any]:
                 "closes, the parcel waits for its courier (parcel.refused)", pickup,
                 body=obj(["reason"], reason={"enum": ["damaged", "wrong", "short"]}),
                 errors=(400, 404, 409, 503), tag="locker")},
+            "/api/locker/pickups/{pickup_id}/next": {"post": operation(
+                "One code, every parcel (locker.one_code_all_parcels): after this door closed, open the "
+                "same resident's next parcel; next_doors lists those still to open", pickup,
+                errors=(404, 409, 503), tag="locker")},
             "/api/locker/sends": {"post": operation(
                 "A resident sends a parcel (寄件) with a send code from the courier company's app: a "
                 "free door of the size opens; refused while the locker camera gives no picture", send,
