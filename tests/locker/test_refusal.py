@@ -139,3 +139,27 @@ def test_the_door_screen_has_a_refuse_button_with_reasons_in_chinese(controller,
     other_csrf = re.search(r'data-csrf="([^"]+)"', other.get("/").get_data(as_text=True)).group(1)
     assert other.post(f"{door_url}/refuse", data={"reason": "wrong", "csrf_token": other_csrf}).location \
         .endswith("/pickup/")
+
+
+def test_the_courier_screen_says_refused_and_maintenance_in_words(controller, client, courier, sim):
+    import re
+
+    from edge.kiosk_ui import create_app
+    from edge.storage import Actor
+
+    spec, deposited = deposit_parcel(controller, client, courier, sim)
+    pickup = open_for_pickup(client, deposited["pickup_code"])
+    client.post(f"/api/locker/pickups/{pickup['pickup_id']}/refuse", json={"reason": "short"})
+    sim.close_door(spec.board, spec.lock)
+    wait_until(lambda: pickup_state(client, pickup["pickup_id"]) == "refused", what="refused")
+    controller.services.locker.set_maintenance(20, True, "锁舌损坏", Actor.TECHNICIAN, "tech-li")
+
+    kiosk = create_app(controller).test_client()
+    csrf = re.search(r'data-csrf="([^"]+)"', kiosk.get("/").get_data(as_text=True)).group(1)
+    kiosk.post("/courier/", data={"courier_code": "246810", "csrf_token": csrf})
+    page = kiosk.get("/courier/outgoing").get_data(as_text=True)
+    assert "收件人拒收，请取回" in page and "短少" in page
+    assert "停用的柜门（维护中）" in page and "维护中 (锁舌损坏)" in page
+    taken = kiosk.post(f"/courier/refused/{deposited['parcel_id']}", data={"csrf_token": csrf},
+                       follow_redirects=True).get_data(as_text=True)
+    assert f"{spec.number} 号柜门已打开" in taken and sim.is_open(spec.board, spec.lock)

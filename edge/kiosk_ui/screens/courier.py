@@ -182,8 +182,30 @@ def outgoing() -> Any:
     """Outgoing parcels (寄件) waiting for this courier's company."""
     if "courier_id" not in session:
         return redirect(url_for("courier.identify"))
-    return render_template("courier_outgoing.html",
-                           parcels=service("locker").sends_waiting_for(session["courier_id"]))
+    locker = service("locker")
+    compartments = locker.snapshot()
+    return render_template(
+        "courier_outgoing.html", parcels=locker.sends_waiting_for(session["courier_id"]),
+        refused=[r for r in locker.returns_for(session["courier_id"]) if r["why"] == "refused"],
+        out_of_service=[c for c in compartments if c.get("maintenance")],
+        refusal_words={"damaged": _("damaged"), "wrong": _("wrong item"), "short": _("items missing")})
+
+
+@bp.post("/refused/<parcel_id>")
+def take_back_refused(parcel_id: str) -> Any:
+    """A parcel the resident refused, back to the courier who brought it."""
+    from edge.locker.errors import LockerError
+
+    if "courier_id" not in session:
+        return redirect(url_for("courier.identify"))
+    try:
+        view = service("locker").return_parcel(session["courier_id"], parcel_id)
+    except LockerError as exc:
+        flash(error_message(exc), "error")
+        return redirect(url_for("courier.outgoing"))
+    flash(_("Door %(number)s is open. Take the parcel out and close the door.", number=view.compartment),
+          "success")
+    return redirect(url_for("courier.outgoing"))
 
 
 @bp.post("/outgoing/<send_id>")
