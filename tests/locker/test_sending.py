@@ -147,3 +147,21 @@ def test_the_kiosk_send_screens_in_chinese(controller, client, sim, camera):
     taken = courier_screen.post(f"/courier/outgoing/{send_id}", data={"csrf_token": csrf},
                                 follow_redirects=True).get_data(as_text=True)
     assert f"{number} 号柜门已打开" in taken and sim.is_open(spec.board, spec.lock)
+
+
+def test_an_identified_resident_sends_without_a_code(controller, client, sim, camera):
+    view = controller.services.locker.start_send("yt", "M", resident_id="r-42")
+    spec = controller.services.locker.compartment_location(view.compartment)
+    assert view.state == "door_open" and sim.is_open(spec.board, spec.lock)
+    sim.set_item(spec.board, spec.lock, True)
+    sim.close_door(spec.board, spec.lock)
+    [deposited] = wait_until(lambda: outbox(controller.db, "parcel.send_deposited"), what="send deposited")
+    assert deposited.data["by"] == "resident" and deposited.data["company"] == "yt"
+    [row] = [a for a in audits(controller.db, "send") if a.result == "deposited"]
+    assert row.actor_id == "resident:r-42"
+    # the empty door of a send closed without a parcel cancels it and frees the compartment
+    empty = controller.services.locker.start_send("yt", "M", resident_id="r-42")
+    other = controller.services.locker.compartment_location(empty.compartment)
+    sim.close_door(other.board, other.lock)
+    wait_until(lambda: client.get(f"/api/locker/sends/{empty.send_id}").json["state"] == "cancelled",
+               what="cancelled")
