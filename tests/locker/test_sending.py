@@ -124,6 +124,7 @@ def test_the_kiosk_send_screens_in_chinese(controller, client, sim, camera):
     csrf = re.search(r'data-csrf="([^"]+)"', kiosk.get("/").get_data(as_text=True)).group(1)
     form = kiosk.get("/send/").get_data(as_text=True)
     assert "寄件" in form and "顺丰速运" in form and 'data-key="K"' in form
+    assert 'data-key="-"' not in form  # send codes are letters and digits only
     camera.fail()
     closed = kiosk.post("/send/", data={"company": "sf", "size": "S", "send_code": "SF8K2Q7", "csrf_token": csrf},
                         follow_redirects=True).get_data(as_text=True)
