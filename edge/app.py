@@ -49,7 +49,17 @@ def build_controller(settings: Settings, *, clock: Clock | None = None) -> Contr
     _build_bridge(controller)
     _build_live(controller)
     _build_operations(controller)
+    _build_records(controller)
     return controller
+
+
+def _build_records(controller: Controller) -> None:
+    """The operation records' retention purge, run by the scheduler (ADR 0135)."""
+    from edge.storage.records import RecordsJobs
+
+    records = controller.settings.records
+    controller.components.append(RecordsJobs(controller.db, records.retention_days, records.purge_batch_rows,
+                                             records.purge_every_s, controller.clock))
 
 
 @contextmanager
@@ -87,6 +97,7 @@ def build_locker(controller: Controller) -> LockerRuntime | None:
     from edge.locker.buslock import BusLock, bus_lock_path
     from edge.locker.diagnostics import LockerDiagnostics
     from edge.locker.monitor import DoorMonitor, LockerJobs
+    from edge.locker.views import Station
     from edge.locker.runtime import LockerRuntime
     from edge.locker.service import LockerService
     from edge.settings import SettingsError
@@ -132,7 +143,9 @@ def build_locker(controller: Controller) -> LockerRuntime | None:
         pickup_tokens=tokens, alarm=_door_alarm(station_io), settings=locker,
         phone_hash=partial(phone_hash, settings.mqtt.site_id),
         resident_phone_hash=residents.phone_hash_of if residents is not None else None,
-        seal_secret=_platform_sealer(settings))
+        seal_secret=_platform_sealer(settings),
+        station=Station(settings.site.station_name, settings.site.address),
+        camera_check=_station_camera(controller).problem)
     if simulation is not None:
         simulation.attach_demo_hand(service)
     controller.services.locker = service
@@ -142,6 +155,21 @@ def build_locker(controller: Controller) -> LockerRuntime | None:
                             LockerJobs(service), cleanups)
     controller.components.append(runtime)
     return runtime
+
+
+def _station_camera(controller: Controller) -> Any:
+    """The camera covering the locker (send-outs are refused while it gives no picture): the
+    configured one, a simulated one in simulate mode, else none (sending stays closed)."""
+    from edge.drivers.camera import OpenCVCamera, StationCamera
+
+    spec, simulation = controller.settings.locker.station_camera, controller.simulation
+    source: Any = None
+    if spec is not None:
+        source = OpenCVCamera(spec, 640, 480)
+    elif simulation is not None:
+        source = simulation.add_station_camera()
+    camera = controller.services.station_camera = StationCamera(source)
+    return camera
 
 
 def _station_io(controller: Controller, cleanups: list[Any]) -> StationIO | None:
@@ -341,7 +369,7 @@ def _build_bridge(controller: Controller) -> None:
 
     from cloud_bridge import Bridge, CommandRouter, ConfigCommand
     from cloud_bridge.commands import ping_handler
-    from edge.handoffs import open_remote
+    from edge.handoffs import maintenance_remote, open_remote
     from edge.station_checks import diag_run_handler
     from edge.storage import outbox
 
@@ -369,6 +397,7 @@ def _build_bridge(controller: Controller) -> None:
             data["booking_id"], data["decision"] == "approved", data.get("reason")))
     if locker is not None:
         router.register("locker.open", lambda data: open_remote(locker, data))
+        router.register("compartment.maintenance", lambda data: maintenance_remote(locker, data))
     if services.requests is not None:
         router.register("request.update", request_update_handler(services.requests))
     if services.iris is not None:

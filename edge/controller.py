@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from cloud_bridge import Bridge, CommandRouter
     from edge.community import (ActivityService, BookingService, CatalogueService,
                                 FeedbackService, RequestService, ResidentDirectory)
+    from edge.drivers.camera import StationCamera
     from edge.drivers.gpio import StationIO
     from edge.identity.otp import OneTimeCodes
     from edge.identity.service import IrisService
@@ -58,6 +59,7 @@ class Services:
     nightly_backup: NightlyBackup | None = None
     live: LiveHub | None = None  # wakes the kiosk's open pages when a service changes
     voice_notes: Any = None  # VoiceNoteService: clips on help/emergency requests (ADR 0126)
+    station_camera: StationCamera | None = None  # the camera covering the locker (send-outs need it)
 
 
 @dataclass

@@ -33,6 +33,7 @@ class Diagnostics(Protocol):
     def doors(self) -> dict[str, Any]: ...
     def open(self, number: int, who: str) -> dict[str, Any]: ...
     def clear_fault(self, number: int, who: str) -> dict[str, Any]: ...
+    def maintenance(self, number: int, on: bool, reason: str, who: str) -> dict[str, Any]: ...
     def bus(self) -> dict[str, Any]: ...
     def selftest(self) -> list[dict[str, Any]]: ...
     def events(self, limit: int = 20) -> dict[str, Any]: ...
@@ -73,6 +74,9 @@ class HttpDiagnostics:
 
     def clear_fault(self, number: int, who: str) -> dict[str, Any]:
         return self._call("clear-fault", {"compartment": number, "who": who})
+
+    def maintenance(self, number: int, on: bool, reason: str, who: str) -> dict[str, Any]:
+        return self._call("maintenance", {"compartment": number, "on": on, "reason": reason, "who": who})
 
     def bus(self) -> dict[str, Any]:
         return self._call("bus")
@@ -256,6 +260,29 @@ def clear_fault(ctx: typer.Context, number: int = typer.Argument(..., help="comp
 
 
 @diag_app.command()
+def maintenance(ctx: typer.Context, number: int = typer.Argument(..., help="compartment number"),
+                switch: str = typer.Argument(..., metavar="on|off", help="on: out of service; off: back"),
+                reason: str = typer.Option("", "--reason", help="why (required with on); audited"),
+                as_json: bool = typer.Option(False, "--json"),
+                who: Optional[str] = typer.Option(None, "--who", help="technician name for the audit")) -> None:
+    """Take a compartment out of service for maintenance (never assigned to a deposit; a
+    parcel inside stays collectable) or put it back. Audited."""
+    if switch not in ("on", "off"):
+        _fail("say on (out of service) or off (back in service)")
+    if switch == "on" and not reason.strip():
+        _fail("--reason is required to take a compartment out of service")
+    result, via = _run(ctx, "maintenance", number, switch == "on", reason, who or _who())
+    if as_json:
+        _emit_json(result)
+    elif result["maintenance"]:
+        inside = "; the parcel inside stays collectable" if result["parcel_inside"] else ""
+        console.print(f"compartment {number} is out of service for maintenance ({result['reason']}){inside} "
+                      f"(via {via})")
+    else:
+        console.print(f"compartment {number} is back in service (via {via})")
+
+
+@diag_app.command()
 def bus(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """Scan the bus: which boards answer. Exit 1 when a configured board is missing."""
     from edge.diag_text import t
@@ -331,6 +358,60 @@ def events(ctx: typer.Context, limit: int = typer.Option(20, "--limit", min=1, m
                                     shorten(json.dumps(row["data"], ensure_ascii=False), 120)))
     console.print(audit_table)
     console.print(outbox_table)
+
+
+@diag_app.command()
+def export(ctx: typer.Context,
+           since: str = typer.Option(..., "--since", help="first day (YYYY-MM-DD, site time) or an ISO time"),
+           until: Optional[str] = typer.Option(None, "--until", help="last day, included (default: no end)"),
+           fmt: str = typer.Option("csv", "--format", help="csv or jsonl"),
+           output: Optional[str] = typer.Option(None, "--output", "-o", help="file (default: stdout)")) -> None:
+    """Operation records (drop-offs, pickups, collections, returns, refusals, door openings,
+    refused codes, maintenance, purges) between two dates, as CSV or JSON Lines. Read from the
+    database directly, so it works whether the controller runs or not."""
+    from edge.storage import Database
+    from edge.storage.records import EXPORT_FORMATS, export_lines, records
+
+    settings = settings_from(ctx)
+    if fmt not in EXPORT_FORMATS:
+        _fail(f"--format must be one of {', '.join(EXPORT_FORMATS)}")
+    start, end = _moment(since, settings, end_of_day=False), None
+    if until is not None:
+        end = _moment(until, settings, end_of_day=True)
+    if not settings.database_path.is_file():
+        _fail(f"no database at {settings.database_path} (set EDGE_DATA_DIR)")
+    db = Database(settings.database_path)
+    try:
+        if end is not None and end <= start:
+            _fail("--until is before --since")
+        lines = export_lines(records(db, start, end), fmt)
+        if output is None:
+            for line in lines:
+                typer.echo(line, nl=False)
+        else:
+            with open(output, "w", encoding="utf-8", newline="") as out:
+                out.writelines(lines)
+    finally:
+        db.dispose()
+
+
+def _moment(text: str, settings: Any, *, end_of_day: bool) -> Any:
+    """A date (the whole day in the site's time zone; --until includes its day) or an ISO time."""
+    from datetime import date, datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(settings.site.timezone)
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            _fail(f"not a date or time: {text!r} (use YYYY-MM-DD)")
+            raise AssertionError("unreachable") from None
+        return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+    start = datetime.combine(day, time(0), tzinfo=zone)
+    return start + timedelta(days=1) if end_of_day else start
 
 
 @diag_app.command()

@@ -38,7 +38,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "shown": ("showing {shown} of {total}", "显示 {shown} / {total}"),
     "board.unreachable": ("board {board} unreachable: {error}", "锁板 {board} 无响应：{error}"),
     "fault.line": ("compartment {number} fault: {fault}", "{number} 号格口故障：{fault}"),
-    "maintenance.line": ("compartment {number} out of service: {reason}", "{number} 号格口停用维护：{reason}"),
+    "maintenance.line": ("compartment {number} out of service for maintenance: {reason}", "{number} 号格口停用维护：{reason}"),
     "overdue": ("overdue", "超期"),
     # states
     "state.free": ("free", "空闲"),

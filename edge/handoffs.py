@@ -33,3 +33,11 @@ def open_remote(locker: Any, data: dict[str, Any]) -> dict[str, Any]:
     if not result["opened"]:
         raise DoorDidNotOpen(f"compartment {result['compartment']} did not open: {result['error']}")
     return result
+
+
+def maintenance_remote(locker: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """`compartment.maintenance` from the operations centre: out of service or back, audited."""
+    from edge.storage import Actor
+
+    return locker.set_maintenance(data["compartment"], data["maintenance"], data.get("reason", ""),
+                                  Actor.REMOTE, data["operator"])

@@ -62,6 +62,7 @@ class SiteSettings(_Section):
     station_name: str = "社区服务站"
     station_name_en: str = "Community Service Station"
     opening_hours: str = "08:30-20:00"
+    address: str = ""  # the station's address, as residents are told it in parcel notices
     timezone: str = "Asia/Shanghai"
 
     @field_validator("timezone")
@@ -87,6 +88,7 @@ class LockerSettings(_Section):
     unlock_echo_window_s: float = Field(0.0, ge=0, le=0.1)
     poll_interval_s: float = Field(0.25, gt=0)
     retention_hours: float = Field(72, gt=0)
+    free_storage_hours: float = Field(24, gt=0)  # no charge before this; told in parcel.deposited
     door_left_open_s: float = Field(60, gt=0)
     deposit_close_timeout_s: float = Field(300, gt=0)
     wrong_code_limit: int = Field(5, ge=1)
@@ -102,6 +104,13 @@ class LockerSettings(_Section):
     courier_login_limit: int = Field(5, ge=1)
     courier_login_window_s: float = Field(600, gt=0)
     courier_login_cooldown_s: float = Field(300, gt=0)
+    # Sending (寄件): courier companies residents may send with (company id -> name shown); a
+    # courier collects only their own company's sends (the company in `couriers`).
+    send_companies: dict[str, str] = {}
+    station_camera: str | None = None  # the camera covering the locker (OpenCV device or URL)
+    # One code, every parcel: a resident's pickup code opens all their parcels here, one door
+    # after another (the screen says which is next). Off by default: a code then opens one door.
+    one_code_all_parcels: bool = False
 
     @field_validator("boards", mode="before")
     @classmethod
@@ -336,6 +345,7 @@ class IdentitySettings(_Section):
     otp_window_s: float = Field(600, gt=0)
     otp_cooldown_s: float = Field(300, gt=0)
 
+
 class BackupSettings(_Section):
     """Nightly encrypted backups (edge/ops, ADR 0150); no dir: no nightly backup."""
 
@@ -369,6 +379,15 @@ class JournalSettings(_Section):
     socket: Path = Path("/run/systemd/journal/socket")
 
 
+class RecordsSettings(_Section):
+    """Operation records (the audit trail): kept this long at this site, then purged in
+    batches by the scheduler; the purge itself is audited (ADR 0135)."""
+
+    retention_days: int = Field(180, ge=1)
+    purge_batch_rows: int = Field(2000, ge=1)
+    purge_every_s: float = Field(3600, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="EDGE_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -389,6 +408,7 @@ class Settings(BaseSettings):
     backup: BackupSettings = BackupSettings()
     update: UpdateSettings = UpdateSettings()
     journal: JournalSettings = JournalSettings()
+    records: RecordsSettings = RecordsSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -34,6 +34,7 @@ class Simulation:
     lockboard: LockBoardSimulator | None = None
     qr_camera: SimulatedCamera | None = None
     iris_camera: SimulatedCamera | None = None
+    station_camera: SimulatedCamera | None = None
     broker: PrivateBroker | None = None
     cloud: CloudSimulator | None = None
 
@@ -55,6 +56,13 @@ class Simulation:
             self.qr_camera = SimulatedCamera((1280, 720), fps=15.0)
         if want_iris:
             self.iris_camera = SimulatedCamera((640, 480), fps=15.0)
+
+    def add_station_camera(self) -> Any:
+        """The simulated camera covering the locker (`fail()` makes it give no picture)."""
+        from simulators.camera import SimulatedCamera
+
+        self.station_camera = SimulatedCamera((640, 480), fps=None)
+        return self.station_camera
 
     def start_cloud(self, settings: Settings, box_has_catalogue: bool) -> list[Any]:
         """A private Mosquitto and the reference cloud peer, pointed at by settings.mqtt;

@@ -502,7 +502,13 @@ class SimulatedCamera:
     def show_nothing(self, *, frames: int | None = None) -> None:
         self._enqueue(lambda: self._empty, frames)
 
+    def fail(self, failing: bool = True) -> None:
+        """Fault injection: while failing, read() gives no picture (unplugged, broken)."""
+        self._failing = failing
+
     def read(self) -> np.ndarray | None:
+        if getattr(self, "_failing", False):
+            return None
         self._pace()
         with self._lock:
             scene = self._advance()

@@ -96,3 +96,27 @@ class OpenCVCamera:
         if self._capture is not None:
             self._capture.release()
             self._capture = None
+
+
+class StationCamera:
+    """The camera covering the locker, as a health check: a picture, or why there is none.
+    `source` may be swapped at run time (a camera re-plugged, or a simulated one)."""
+
+    MIN_CONTRAST = 2.0  # grey-level standard deviation below which a frame is blank
+
+    def __init__(self, source: CameraSource | None) -> None:
+        self.source = source
+
+    def problem(self) -> str | None:
+        source = self.source
+        if source is None:
+            return "no camera configured"
+        try:
+            frame = source.read()
+        except Exception as exc:  # noqa: BLE001 - any camera failure is an unhealthy camera
+            return f"camera error: {exc}"
+        if frame is None or frame.size == 0:
+            return "no picture"
+        if float(frame.std()) < self.MIN_CONTRAST:
+            return "blank picture (covered or dark)"
+        return None

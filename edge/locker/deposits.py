@@ -2,6 +2,7 @@
 the parcel is stored (with its pickup code issued once) when the door closes on an item."""
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -20,16 +21,20 @@ from edge.locker.errors import (
     NoFreeCompartment,
     NoPlatformKey,
     NotFound,
+    WaybillInLocker,
     WrongState,
 )
 from edge.locker.models import Compartment, Deposit, Parcel
-from edge.locker.views import LIVE_DEPOSIT_STATES, LIVE_PARCEL_STATES, DepositView
+from edge.locker.views import LIVE_DEPOSIT_STATES, LIVE_PARCEL_STATES, DepositView, Station
 from edge.privacy import InvalidPhone, mask_phone, normalise_phone
 from edge.settings import Size
 from edge.storage import Actor, audit, record_event
 
 SIZES: tuple[str, ...] = get_args(Size)  # ("S", "M", "L"), as the layout settings allow
 WAYBILL_MAX = 64  # characters of a waybill number
+# Waybill numbers as couriers' labels print them: ASCII letters and digits (some carriers add
+# hyphens); compared in upper case, so "sf123" and "SF123" are one waybill.
+WAYBILL_PATTERN = re.compile(r"[A-Z0-9](?:[A-Z0-9-]*[A-Z0-9])?")
 MAX_DOORS_TRIED = 3  # per deposit: a courier should not stand there while every door fails
 
 
@@ -47,8 +52,10 @@ class Deposits:
 
     def __init__(self, doors: Doors, codes: PickupCodes, tokens: PickupTokens | None,
                  phone_hash: Callable[[str], str],
-                 seal_secret: Callable[[dict[str, Any], str], str] | None = None) -> None:
+                 seal_secret: Callable[[dict[str, Any], str], str] | None = None,
+                 station: Station | None = None) -> None:
         self._doors = doors
+        self._station = station or Station("", "")
         self._codes = codes
         self._tokens = tokens
         self._phone_hash = phone_hash
@@ -79,12 +86,39 @@ class Deposits:
                                 "to send the pickup code sealed")
         now = self._doors.clock.now()
         with self._doors.lock:
+            self._refuse_live_waybill(courier_id, waybill)
             deposit = Deposit(
                 id=new_id("dep"), courier_id=courier_id, waybill=waybill,
                 phone_masked=mask_phone(phone), phone_hash=self._phone_hash(phone),
                 size=size, compartment=0, state="opening", message="", created_at=now, updated_at=now,
             )
             return self._open_door(deposit, first=None, tried=[])
+
+    def check_waybill(self, courier_id: str, raw: str) -> str:
+        """The waybill cleaned, or the refusal (malformed, or already live in this locker):
+        the courier screen asks before the phone and size steps."""
+        waybill = clean_waybill(raw)
+        with self._doors.lock:
+            self._refuse_live_waybill(courier_id, waybill)
+        return waybill
+
+    def _refuse_live_waybill(self, courier_id: str, waybill: str) -> None:
+        """One waybill, one parcel in this locker: the same label deposited twice is a
+        courier's slip (or a parcel split without new labels) that the resident would pay for
+        with two codes and one empty door."""
+        doors = self._doors
+        with doors.db.read() as s:
+            live = s.scalar(select(Parcel.compartment).where(
+                Parcel.waybill == waybill, Parcel.state.in_(LIVE_PARCEL_STATES)).limit(1))
+            if live is None:
+                live = s.scalar(select(Deposit.compartment).where(
+                    Deposit.waybill == waybill, Deposit.state.in_(LIVE_DEPOSIT_STATES)).limit(1))
+        if live is None:
+            return
+        with doors.db.write() as s:
+            audit(s, Actor.COURIER, "deposit", "refused_waybill_in_locker", actor_id=courier_id,
+                  detail={"waybill": waybill, "compartment": live}, clock=doors.clock)
+        raise WaybillInLocker(waybill, live)
 
     def cancel(self, deposit_id: str) -> DepositView:
         doors = self._doors
@@ -229,6 +263,9 @@ class Deposits:
             "phone_masked": parcel.phone_masked,
             "secret": self._seal_secret({"pickup_code": code, "pickup_token": token}, message_id),
             "deposited_at": iso_utc(now), "due_at": iso_utc(parcel.due_at),
+            # what the resident's notice says: where, which door, free until when (never the code)
+            "station": {"name": self._station.name, "address": self._station.address},
+            "free_until": iso_utc(now + timedelta(hours=self._doors.settings.free_storage_hours)),
         }
         del code, token
         record_event(s, "parcel.deposited", data, clock=clock, message_id=message_id)
@@ -259,9 +296,11 @@ def find_deposit(s: Session, deposit_id: str) -> Deposit:
 
 
 def clean_waybill(raw: str) -> str:
-    waybill = (raw or "").strip()
-    if not waybill or len(waybill) > WAYBILL_MAX or not waybill.isprintable():
-        raise InvalidInput("bad_waybill", f"a waybill number has 1-{WAYBILL_MAX} printable characters")
+    """A waybill number in upper case, or InvalidInput (letters, digits, inner hyphens)."""
+    waybill = (raw or "").strip().upper()
+    if not waybill.isascii() or len(waybill) > WAYBILL_MAX or not WAYBILL_PATTERN.fullmatch(waybill):
+        raise InvalidInput("bad_waybill",
+                           f"a waybill number has 1-{WAYBILL_MAX} letters and digits (A-Z, 0-9, inner hyphens)")
     return waybill
 
 

@@ -16,7 +16,7 @@ from edge.drivers.lockboard.base import BoardStatus, BusError, LockBoardBus
 from edge.locker.doors import redact_event
 from edge.locker.models import Parcel
 from edge.locker.service import LockerService
-from edge.storage import AuditEntry, Database, OutboxEvent
+from edge.storage import Actor, AuditEntry, Database, OutboxEvent
 
 MIN_FREE_DISK_BYTES = 200 * 1024 * 1024
 KEY_FILES = ("pickup_code.key", "pickup_token.key")
@@ -42,6 +42,7 @@ class LockerDiagnostics:
                 "number": entry["number"], "board": entry["board"], "lock": entry["lock"],
                 "size": entry["size"], "latch": lock.latch.value, "item": lock.item,
                 "state": entry["state"] if status.reachable else "unknown", "fault": entry["fault"],
+                "maintenance": entry["maintenance"],
                 "parcel_state": entry["parcel"]["state"] if entry["parcel"] else None,
                 "overdue": bool(entry["parcel"] and entry["parcel"]["overdue"]),
                 "parcel": self._parcel_facts(entry["parcel"]),
@@ -57,6 +58,9 @@ class LockerDiagnostics:
     def clear_fault(self, number: int, who: str) -> dict[str, Any]:
         self._service.clear_fault(number, who)
         return {"compartment": number, "fault": None}
+
+    def maintenance(self, number: int, on: bool, reason: str, who: str) -> dict[str, Any]:
+        return self._service.set_maintenance(number, on, reason, Actor.TECHNICIAN, who)
 
     def bus(self) -> dict[str, Any]:
         configured = self._service.boards

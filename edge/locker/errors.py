@@ -36,6 +36,29 @@ class NoFreeCompartment(LockerError):
     code = "no_free_compartment"
 
 
+class WaybillInLocker(LockerError):
+    """That waybill already has a parcel (or a deposit under way) in this locker."""
+
+    code = "waybill_in_locker"
+
+    def __init__(self, waybill: str, compartment: int) -> None:
+        super().__init__(f"waybill {waybill} is already in this locker (compartment {compartment})",
+                         compartment=compartment)
+        self.compartment = compartment
+
+
+class CodeUsed(LockerError):
+    """A pickup code whose parcel has been collected, returned or refused. Counted against the
+    kiosk's attempt budget like a wrong code, so it helps no one guess."""
+
+    code = "code_used"
+
+    def __init__(self, attempts_left: int) -> None:
+        super().__init__(f"that pickup code has already been used; {attempts_left} tries left",
+                         attempts_left=attempts_left)
+        self.attempts_left = attempts_left
+
+
 class DoorDidNotOpen(LockerError):
     code = "door_not_opened"
 
@@ -81,3 +104,9 @@ class NoPlatformKey(LockerError):
     """Without the platform's key a pickup code could never reach the resident sealed."""
 
     code = "no_platform_key"
+
+
+class CameraUnhealthy(LockerError):
+    """Send-outs are refused while the camera covering the locker gives no picture."""
+
+    code = "camera_unhealthy"

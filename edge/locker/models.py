@@ -32,6 +32,11 @@ class Compartment(Base):
     left_open_alerted: Mapped[bool] = mapped_column(Boolean, default=False)
     fault: Mapped[str | None] = mapped_column(String(200))  # out of service when set
     fault_at: Mapped[datetime | None]
+    # Out of service for maintenance (a technician's or the operations centre's reason): never
+    # assigned to a deposit; a parcel already inside stays collectable.
+    maintenance: Mapped[str | None] = mapped_column(String(200))
+    maintenance_at: Mapped[datetime | None]
+    maintenance_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class Deposit(Base):
@@ -70,8 +75,9 @@ class Parcel(Base):
     phone_masked: Mapped[str] = mapped_column(String(16))
     phone_hash: Mapped[str] = mapped_column(String(64), index=True)
     code_hash: Mapped[str] = mapped_column(String(64), index=True)  # HMAC-SHA256(box secret, code)
-    # stored | pickup_open | return_open | collected | returned
+    # stored | pickup_open | refusing | refused | return_open | collected | returned
     state: Mapped[str] = mapped_column(String(16))
+    refusal_reason: Mapped[str | None] = mapped_column(String(16))  # damaged | wrong | short
     overdue: Mapped[bool] = mapped_column(Boolean, default=False)
     deposited_at: Mapped[datetime]
     due_at: Mapped[datetime]  # deposited_at + retention
@@ -91,7 +97,7 @@ class DoorOperation(Base):
     purpose: Mapped[str] = mapped_column(String(8))  # pickup | return
     method: Mapped[str] = mapped_column(String(16))  # code | token | resident | courier
     actor_id: Mapped[str | None] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16))  # door_open | collected | returned
+    state: Mapped[str] = mapped_column(String(16))  # door_open | refusing | collected | refused | returned
     opened_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
 
@@ -120,3 +126,25 @@ class UsedPickupToken(Base):
     token_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     parcel_id: Mapped[str] = mapped_column(String(32))
     used_at: Mapped[datetime]
+
+
+class Send(Base):
+    """A parcel a resident sends from the station (寄件), from its door opening to the courier
+    of the chosen company taking it out. The send code is kept only as a keyed hash."""
+
+    __tablename__ = "locker_send"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    company: Mapped[str] = mapped_column(String(64))  # the courier company that collects it
+    size: Mapped[str] = mapped_column(String(1))
+    compartment: Mapped[int] = mapped_column(Integer)
+    sender: Mapped[str] = mapped_column(String(64))  # "resident:<id>" or "code"
+    send_code_hash: Mapped[str | None] = mapped_column(String(64))
+    # opening | door_open | deposited | collect_open | collected | cancelled | failed
+    state: Mapped[str] = mapped_column(String(16))
+    collector_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    deposited_at: Mapped[datetime | None]
+    collected_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_locker_send_state", "state"),)

@@ -15,6 +15,7 @@ from edge.locker.codes import CODE_DIGITS, PickupCodes, normalise_code
 from edge.locker.deposits import PickupTokens
 from edge.locker.doors import Doors, Pending, new_id
 from edge.locker.errors import (
+    CodeUsed,
     CompartmentOutOfService,
     CoolingDown,
     InvalidInput,
@@ -30,6 +31,11 @@ from edge.logs import get_logger
 from edge.storage import Actor, audit, record_event
 
 log = get_logger("edge.locker")
+# Openings a pickup code started: the typed code and, with one code for every parcel, its next doors.
+CODE_METHODS = ("code", "code_next")
+NEXT_DOOR_WITHIN = timedelta(minutes=3)  # after a door closes, its resident may open the next
+# A parcel in these states has let its code go: typing it again is told "already used".
+USED_CODE_STATES = ("collected", "returned", "refused")
 
 
 class AttemptBudget:
@@ -60,8 +66,10 @@ class AttemptBudget:
             return self.count_failure(s, attempt, kiosk_id, now, f"pickup_{method}")
 
     def count_failure(self, s: Session, attempt: CodeAttempt, kiosk_id: str, now: datetime,
-                      action: str) -> LockerError:
-        """A failed pickup attempt (wrong code, unrecognised eye) spends the kiosk's budget."""
+                      action: str, *, used: bool = False) -> LockerError:
+        """A failed pickup attempt (wrong code, unrecognised eye) spends the kiosk's budget.
+        `used`: the code was a real one whose parcel has left: it costs the same as a wrong
+        one (so it is no cheaper oracle), and the resident is told it was used."""
         settings, clock = self._doors.settings, self._doors.clock
         s.flush()
         wrong = self._wrong_attempts(s, kiosk_id, now)
@@ -71,9 +79,9 @@ class AttemptBudget:
             audit(s, Actor.RESIDENT, action, "wrong_cooldown_started", target=f"kiosk:{kiosk_id}",
                   detail={"wrong_in_window": wrong}, clock=clock)
             return CoolingDown(int(settings.wrong_code_cooldown_s))
-        audit(s, Actor.RESIDENT, action, "wrong", target=f"kiosk:{kiosk_id}",
+        audit(s, Actor.RESIDENT, action, "used" if used else "wrong", target=f"kiosk:{kiosk_id}",
               detail={"attempts_left": left}, clock=clock)
-        return WrongCode(left)
+        return CodeUsed(left) if used else WrongCode(left)
 
     def _wrong_attempts(self, s: Session, kiosk_id: str, now: datetime) -> int:
         """Wrong codes in the window, not counting those before the last cooldown ended."""
@@ -109,7 +117,39 @@ class Pickups:
                 .order_by(DoorOperation.opened_at.desc()).limit(1)).first()
             if op is None:
                 raise NotFound("no pickup or parcel with that id")
-            return pickup_view(op)
+            return pickup_view(op, self._next_doors(s, op))
+
+    def open_next(self, pickup_id: str) -> PickupView:
+        """One code, every parcel: after a door opened by a code has closed, open the same
+        resident's next parcel (the code was checked once; each door is its own audited opening)."""
+        doors = self._doors
+        if not doors.settings.one_code_all_parcels:
+            raise WrongState("here a pickup code opens one door; type the next code")
+        with doors.lock:
+            with doors.db.read() as s:
+                op = s.get(DoorOperation, pickup_id)
+                if op is None or op.purpose != "pickup" or op.method not in CODE_METHODS:
+                    raise NotFound("no pickup by code with that id")
+                if op.state != "collected" or op.closed_at is None:
+                    raise WrongState(f"please close door {op.compartment} first")
+                if doors.clock.now() - op.closed_at > NEXT_DOOR_WITHIN:
+                    raise WrongState("please type your pickup code again")
+                following = self._following(s, op)
+            if not following:
+                raise NotFound("no more parcels for you here")
+            view = self._open_for_parcel(following[0].id, "pickup", "code_next", Actor.RESIDENT, None)
+        return self.status(view.pickup_id)
+
+    def _following(self, s: Session, op: DoorOperation) -> list[Parcel]:
+        phone_hash = s.scalar(select(Parcel.phone_hash).where(Parcel.id == op.parcel_id))
+        return list(s.scalars(select(Parcel).where(Parcel.phone_hash == phone_hash, Parcel.state == "stored")
+                              .order_by(Parcel.deposited_at, Parcel.compartment)))
+
+    def _next_doors(self, s: Session, op: DoorOperation) -> tuple[int, ...]:
+        if not self._doors.settings.one_code_all_parcels or op.purpose != "pickup" \
+                or op.method not in CODE_METHODS:
+            return ()
+        return tuple(p.compartment for p in self._following(s, op))
 
     def with_code(self, code: str, kiosk_id: str = "kiosk") -> PickupView:
         """Open the door of the parcel with this code. Wrong codes count per kiosk."""
@@ -118,7 +158,8 @@ class Pickups:
                 outcome = self._check_code(s, code, kiosk_id)
             if isinstance(outcome, LockerError):
                 raise outcome
-            return self._open_for_parcel(outcome, "pickup", "code", Actor.RESIDENT, None)
+            view = self._open_for_parcel(outcome, "pickup", "code", Actor.RESIDENT, None)
+        return self.status(view.pickup_id)  # with the resident's next doors, when one code opens all
 
     def _check_code(self, s: Session, raw: str, kiosk_id: str) -> str | LockerError:
         """The parcel id the code opens, or the refusal; the attempt is recorded either way."""
@@ -140,7 +181,9 @@ class Pickups:
             audit(s, Actor.RESIDENT, "pickup_code", "accepted", target=parcel_id,
                   detail={"kiosk": kiosk_id}, clock=clock)
             return parcel_id
-        return self.budget.count_failure(s, attempt, kiosk_id, now, "pickup_code")
+        used = s.scalar(select(Parcel.id).where(
+            Parcel.code_hash == self._codes.digest(code), Parcel.state.in_(USED_CODE_STATES)).limit(1))
+        return self.budget.count_failure(s, attempt, kiosk_id, now, "pickup_code", used=used is not None)
 
     def with_token(self, token: str, kiosk_id: str = "kiosk") -> PickupView:
         """Open the door for a pickup QR token from parcel.deposited; each token works once."""
@@ -187,8 +230,9 @@ class Pickups:
         return views
 
     def return_parcel(self, courier_id: str, parcel_id: str) -> PickupView:
-        """Open an overdue parcel's door so a courier of the company that brought it can take
-        it back (another company's parcel reads as not found, and the attempt is audited)."""
+        """Open an overdue parcel's door, or a refused one's, so a courier of the company that
+        brought it can take it back (another company's parcel reads as not found, and the
+        attempt is audited)."""
         settings = self._doors.settings
         with self._doors.lock:
             with self._doors.db.read() as s:
@@ -200,8 +244,9 @@ class Pickups:
                 parcel = None
             if parcel is None:
                 raise NotFound("no parcel with that id")
-            if parcel.state != "stored" or not parcel.overdue:
-                raise WrongState("only overdue parcels still in the locker can be taken back")
+            refused = parcel.state == "refused"
+            if not refused and (parcel.state != "stored" or not parcel.overdue):
+                raise WrongState("only overdue or refused parcels still in the locker can be taken back")
             return self._open_for_parcel(parcel_id, "return", "courier", Actor.COURIER, courier_id)
 
     def _open_for_parcel(self, parcel_id: str, purpose: str, method: str, actor: Actor,
@@ -256,9 +301,14 @@ class Pickups:
                 "waybill": parcel.waybill, f"{done}_at": iso_utc(now), "item_left_inside": item_left}
         if op.purpose == "return":
             data["courier_id"] = op.actor_id
+        # the operation record of the parcel leaving (the opening was audited when it opened)
+        audit(s, Actor.RESIDENT if op.purpose == "pickup" else Actor.COURIER, op.purpose, done,
+              actor_id=op.actor_id, target=parcel.id,
+              detail={"compartment": parcel.compartment, "method": op.method, "waybill": parcel.waybill,
+                      "item_left_inside": item_left}, clock=clock)
         record_event(s, f"parcel.{done}", data, clock=clock)
         pending.add(f"parcel.{done}", data)
 
 
-def pickup_view(op: DoorOperation) -> PickupView:
-    return PickupView(op.id, op.parcel_id, op.compartment, op.purpose, op.state)
+def pickup_view(op: DoorOperation, next_doors: tuple[int, ...] = ()) -> PickupView:
+    return PickupView(op.id, op.parcel_id, op.compartment, op.purpose, op.state, next_doors=next_doors)

@@ -22,8 +22,10 @@ from edge.locker.deposits import Deposits, PickupTokens
 from edge.locker.doors import Doors, Subscriber, redact_event
 from edge.locker.errors import LockerError
 from edge.locker.pickups import Pickups
+from edge.locker.refusals import Refusals
+from edge.locker.sends import Sends
 from edge.locker.upkeep import Upkeep
-from edge.locker.views import DepositView, PickupView
+from edge.locker.views import DepositView, PickupView, SendView, Station
 from edge.settings import CompartmentSpec, CourierEntry, LockerSettings
 from edge.storage import Actor, Database
 
@@ -49,16 +51,23 @@ class LockerService:
         phone_hash: Callable[[str], str],
         resident_phone_hash: Callable[[str], str | None] | None = None,
         seal_secret: Callable[[dict[str, Any], str], str] | None = None,
+        station: Station | None = None,
+        camera_check: Callable[[], str | None] | None = None,
     ) -> None:
         """`settings` is the live object (config.set changes thresholds in place).
         `phone_hash`: a normalised phone number -> the hash parcels are filed under.
         `resident_phone_hash`: a resident id -> that hash, or None (identified pickups).
-        `seal_secret`: (secret, message_id) -> text sealed to the platform; None refuses deposits."""
+        `seal_secret`: (secret, message_id) -> text sealed to the platform; None refuses deposits.
+        `station`: the station's name and address for parcel notices.
+        `camera_check`: None when the locker's camera gives a picture, else why not; without
+        it send-outs are refused."""
         codes = PickupCodes(box_secret)
         self.clock = clock  # diagnostics tell ages by the locker's own clock
         self._doors = Doors(db, bus, layout, clock, alarm, settings)
-        self._deposits = Deposits(self._doors, codes, pickup_tokens, phone_hash, seal_secret)
+        self._deposits = Deposits(self._doors, codes, pickup_tokens, phone_hash, seal_secret, station)
         self._pickups = Pickups(self._doors, codes, pickup_tokens, resident_phone_hash)
+        self._refusals = Refusals(self._doors)
+        self._sends = Sends(self._doors, codes, camera_check)
         self._upkeep = Upkeep(self._doors)
         self._couriers = CourierLogins(self._doors, codes)
 
@@ -91,6 +100,9 @@ class LockerService:
     def clear_fault(self, number: int, who: str) -> None:
         self._doors.clear_fault(number, who)
 
+    def set_maintenance(self, number: int, on: bool, reason: str, actor: Actor, who: str) -> dict[str, Any]:
+        return self._doors.set_maintenance(number, on, reason, actor, who)
+
     # --- deposits ---------------------------------------------------------------------------
 
     def courier_log_in(self, code: str, kiosk_id: str = "kiosk") -> CourierEntry:
@@ -101,6 +113,9 @@ class LockerService:
 
     def deposit_status(self, deposit_id: str, courier_id: str | None = None) -> DepositView:
         return self._deposits.status(deposit_id, courier_id)
+
+    def check_waybill(self, courier_id: str, waybill: str) -> str:
+        return self._deposits.check_waybill(courier_id, waybill)
 
     def start_deposit(self, courier_id: str, waybill: str, phone: str, size: str) -> DepositView:
         return self._deposits.start(courier_id, waybill, phone, size)
@@ -122,6 +137,9 @@ class LockerService:
     def pickup_with_code(self, code: str, kiosk_id: str = "kiosk") -> PickupView:
         return self._pickups.with_code(code, kiosk_id)
 
+    def open_next_door(self, pickup_id: str) -> PickupView:
+        return self._pickups.open_next(pickup_id)
+
     def pickup_with_token(self, token: str, kiosk_id: str = "kiosk") -> PickupView:
         return self._pickups.with_token(token, kiosk_id)
 
@@ -131,11 +149,32 @@ class LockerService:
     def return_parcel(self, courier_id: str, parcel_id: str) -> PickupView:
         return self._pickups.return_parcel(courier_id, parcel_id)
 
+    def refuse_parcel(self, pickup_id: str, reason: str) -> PickupView:
+        return self._refusals.refuse(pickup_id, reason)
+
+    def returns_for(self, courier_id: str) -> list[dict[str, Any]]:
+        return self._upkeep.returns_for(courier_id)
+
     def refuse_if_cooling_down(self, kiosk_id: str = "kiosk") -> None:
         self._pickups.budget.refuse_if_cooling_down(kiosk_id)
 
     def record_failed_identification(self, kiosk_id: str, method: str) -> LockerError:
         return self._pickups.budget.record_failed_identification(kiosk_id, method)
+
+    # --- sending -----------------------------------------------------------------------------
+
+    def start_send(self, company: str, size: str, *, send_code: str | None = None,
+                   resident_id: str | None = None) -> SendView:
+        return self._sends.start(company, size, send_code=send_code, resident_id=resident_id)
+
+    def send_status(self, send_id: str) -> SendView:
+        return self._sends.status(send_id)
+
+    def sends_waiting_for(self, courier_id: str) -> list[SendView]:
+        return self._sends.waiting_for(courier_id)
+
+    def collect_send(self, courier_id: str, send_id: str) -> SendView:
+        return self._sends.collect(courier_id, send_id)
 
     # --- upkeep -----------------------------------------------------------------------------
 

@@ -38,6 +38,16 @@ class Upkeep:
                  "courier_id": p.courier_id, "phone_masked": p.phone_masked,
                  "deposited_at": iso_utc(p.deposited_at), "due_at": iso_utc(p.due_at)} for p in rows]
 
+    def returns_for(self, courier_id: str) -> list[dict[str, Any]]:
+        """What a courier may take back here: parcels refused at the door that this courier
+        brought, then every overdue parcel."""
+        with self._doors.db.read() as s:
+            refused = s.scalars(select(Parcel).where(Parcel.state == "refused", Parcel.courier_id == courier_id)
+                                .order_by(Parcel.deposited_at)).all()
+        return [{"parcel_id": p.id, "compartment": p.compartment, "waybill": p.waybill, "why": "refused",
+                 "reason": p.refusal_reason} for p in refused] + [
+            {**row, "why": "overdue"} for row in self.overdue_parcels()]
+
     def check_retention(self) -> int:
         """Mark parcels past retention overdue (parcel.overdue once each); returns how many."""
         doors = self._doors

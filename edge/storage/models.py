@@ -84,3 +84,13 @@ class KeyValue(Base):
 
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class AuditPurgeWindow(Base):
+    """Set only inside the retention purge's own transaction: the audit table's delete
+    trigger lets through rows older than `before` while this one row exists (ADR 0135)."""
+
+    __tablename__ = "audit_purge_window"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    before: Mapped[datetime]

@@ -59,7 +59,8 @@ def test_migrations_form_one_line_from_an_empty_database() -> None:
     script = ScriptDirectory.from_config(alembic_config())
     assert len(script.get_heads()) == 1
     assert [r.revision for r in reversed(list(script.walk_revisions()))] == ["0001", "0002", "0003", "0004", "0005",
-                                                                        "0008_residents", "0011_assurance"]
+                                                                        "0008_residents", "0011_assurance",
+                                                                        "0007_locker"]
 
 
 def test_every_migration_downgrades_and_upgrades_again(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def iris_station(tmp_path, request):
     templates = [extract(render_eye(SyntheticIris(PERSON), random_capture(rng))).template
                  for _ in range(4)]
     service.enrol_from_templates("res-live", [t for t in templates if t is not None],
-                                 consent=True, recorded_how="test:button:I agree")
+                                 consent=True, recorded_how="test:button:I agree", assurance="high")
     return service, camera
 
 

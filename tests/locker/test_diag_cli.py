@@ -6,33 +6,12 @@ import json
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from typer.testing import CliRunner
 
-from edge.cli import app
 from edge.storage import Database
-from tests.support.cli import logs_on_stderr, serving  # noqa: F401 - fixture
+from tests.support.cli import diag, logs_on_stderr  # noqa: F401 - fixture
 from tests.support.station import audits, deposit_parcel, outbox, wait_until
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("logs_on_stderr")]
-runner = CliRunner()
-
-
-def diag(env, *args, input=None):
-    return runner.invoke(app, ["diag", *args], env=env, input=input)
-
-
-@pytest.fixture
-def env(tmp_path, sim):
-    return {"EDGE_DATA_DIR": str(tmp_path / "data"), "EDGE_LOCKER__SERIAL_URL": sim.url,
-            "EDGE_LOCKER__BOARDS": "0,1", "EDGE_LOCKER__REPLY_TIMEOUT_S": "0.5"}  # a slow reply under load is silence, not a jam
-
-
-@pytest.fixture
-def served(controller, env):
-    with serving(controller) as port:
-        yield {**env, "EDGE_HTTP__PORT": str(port)}
-
-
 def test_without_controller_diag_owns_the_bus(env, sim, tmp_path):
     doors = diag(env, "doors")
     assert doors.exit_code == 0, doors.output

@@ -53,7 +53,7 @@ def test_the_locale_decides_the_language_in_posix_order():
 
 def test_doors_summary_filter_and_parcel_facts_in_both_locales(controller, client, courier, sim, served,
                                                                 fake_clock):
-    spec, deposited = deposit_parcel(controller, client, courier, sim)
+    spec, deposited = deposit_parcel(controller, client, courier, sim, waybill="SF1234567890")
     number = deposited["compartment"]
     fake_clock.advance(days=2, hours=3)
     faulty = 10 if number != 10 else 11
@@ -107,7 +107,7 @@ def spawn_diag(env: dict[str, str], *args: str) -> pexpect.spawn:
 
 def test_open_names_the_parcel_and_asks_again_on_a_terminal(controller, client, courier, sim, served,
                                                             fake_clock):
-    spec, deposited = deposit_parcel(controller, client, courier, sim)
+    spec, deposited = deposit_parcel(controller, client, courier, sim, waybill="SF1234567890")
     number = str(deposited["compartment"])
     since = local_time(fake_clock.now(), "Asia/Shanghai")
 

@@ -26,7 +26,7 @@ def test_pickup_by_code_opens_the_door_and_closing_completes_it(controller, clie
     # by parcel id too, and the code cannot be used twice
     assert pickup_state(client, deposited["parcel_id"]) == "collected"
     again = client.post("/api/locker/pickup", json={"code": deposited["pickup_code"]})
-    assert again.status_code == 403 and again.json["error"]["code"] == "wrong_code"
+    assert again.status_code == 403 and again.json["error"]["code"] == "code_used"
     [accepted] = [a for a in audits(controller.db, "pickup_code") if a.result == "accepted"]
     assert deposited["pickup_code"] not in str(accepted.detail) + str(accepted.target)
     compartments = client.get("/api/locker/compartments").json["compartments"]

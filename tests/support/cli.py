@@ -9,9 +9,18 @@ from typing import Any
 
 import pytest
 import structlog
+from typer.testing import CliRunner
 from waitress.server import create_server
 
+from edge.cli import app as edge_cli
 from edge.kiosk_ui import create_app
+
+runner = CliRunner()
+
+
+def diag(env: dict[str, str], *args: str, input: str | None = None) -> Any:
+    """`edge diag ARGS` in-process with that environment; typer's result."""
+    return runner.invoke(edge_cli, ["diag", *args], env=env, input=input)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ build their station here.
 """
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 import threading
@@ -92,8 +93,14 @@ def courier_login(client: FlaskClient, code: str = COURIER_CODE) -> dict[str, st
     return {"Authorization": f"Bearer {reply.json['token']}"}
 
 
+_waybills = itertools.count(1234567890)
+
+
 def start_deposit(client: FlaskClient, courier: dict[str, str], size: str = "M",
-                  waybill: str = "SF1234567890", phone: str = PHONE) -> dict[str, Any]:
+                  waybill: str | None = None, phone: str = PHONE) -> dict[str, Any]:
+    """A deposit through the API; each gets its own waybill unless one is given (the locker
+    refuses a waybill that is already inside)."""
+    waybill = waybill or f"SF{next(_waybills)}"
     reply = client.post("/api/locker/deposits", headers=courier,
                         json={"waybill": waybill, "phone": phone, "size": size})
     assert reply.status_code == 201, reply.json

@@ -7,5 +7,6 @@ from tests.locker.conftest import (  # noqa: F401 - fixtures
     fake_clock,
     locker_overrides,
     sim,
+    station_overrides,
     station,
 )

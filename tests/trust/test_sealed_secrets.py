@@ -12,7 +12,7 @@ from edge.cli import app as cli
 from edge.identity.sealing import SealError, public_key_text, seal, unseal
 from edge.logs import configure_logging
 from edge.settings import SettingsError, load_settings
-from tests.support.station import audits, deposit_parcel, locker_settings, outbox, wait_until
+from tests.support.station import audits, deposit_parcel, outbox, wait_until, station_settings
 from tests.support.platform import PLATFORM_PRIVATE_KEY, opened_secret
 
 
@@ -67,9 +67,9 @@ def test_a_broker_without_a_platform_key_stops_start_up_with_one_line(tmp_path, 
 def test_without_a_platform_key_no_deposit_door_opens(tmp_path, sim, monkeypatch):
     from edge.app import build_controller
     from edge.locker.errors import NoPlatformKey
-    
+
     monkeypatch.delenv("EDGE_MQTT__PLATFORM_PUBLIC_KEY")
-    controller = build_controller(locker_settings(tmp_path / "data", sim.url))
+    controller = build_controller(station_settings(tmp_path / "data", sim.url, mqtt={"platform_public_key": None}))
     try:
         with pytest.raises(NoPlatformKey):
             controller.services.locker.start_deposit("courier-7", "SF1", "13812345678", "M")

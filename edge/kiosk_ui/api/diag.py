@@ -54,6 +54,17 @@ def clear_fault() -> Any:
     return jsonify(diagnostics().clear_fault(*_technician_request()))
 
 
+@bp.post("/maintenance")
+def maintenance() -> Any:
+    number, who = _technician_request()
+    body = request.get_json(silent=True)
+    on = body.get("on")
+    reason = body.get("reason", "")
+    if not isinstance(on, bool) or not isinstance(reason, str):
+        raise InvalidInput("invalid_input", "on must be true or false and reason a text")
+    return jsonify(diagnostics().maintenance(number, on, reason, who))
+
+
 @bp.get("/bus")
 def bus() -> Any:
     return jsonify(diagnostics().bus())
@@ -100,6 +111,13 @@ def _openapi() -> dict[str, Any]:
             body=technician, errors=(400, 404, 503), tag="diag")},
         "/api/diag/clear-fault": {"post": operation(
             "Technician puts a repaired compartment back in service", body=technician,
+            errors=(400, 404, 503), tag="diag")},
+        "/api/diag/maintenance": {"post": operation(
+            "Technician takes a compartment out of service (on) or puts it back (off); audited",
+            obj(["compartment", "maintenance"], compartment=INTEGER, maintenance={"type": "boolean"},
+                reason={"type": "string", "nullable": True}, parcel_inside={"type": "boolean"}),
+            body=obj(["compartment", "on"], compartment=INTEGER, on={"type": "boolean"}, reason=STRING,
+                     who=STRING),
             errors=(400, 404, 503), tag="diag")},
         "/api/diag/bus": {"get": operation(
             "Bus scan: configured, answering, missing and unexpected boards", errors=(503,), tag="diag")},

@@ -31,9 +31,10 @@ sim_bp = Blueprint("sim_api", __name__, url_prefix="/api/sim/lockboard")
 STATUS = {
     "invalid_input": 400, "bad_phone": 400, "bad_waybill": 400, "bad_size": 400,
     "bad_code_format": 400, "invalid_json": 400, "unauthorised": 401, "unknown_courier": 401,
-    "wrong_code": 403, "token_refused": 403, "not_found": 404, "cooling_down": 429,
+    "wrong_code": 403, "code_used": 403, "token_refused": 403, "not_found": 404, "cooling_down": 429,
     "board_unreachable": 503, "compartment_out_of_service": 503, "no_locker": 503,
     "storage_full": 503, "no_platform_key": 503,
+    "bad_reason": 400, "bad_send_code": 400, "unknown_company": 400, "camera_unhealthy": 503,
 }
 
 
@@ -211,6 +212,49 @@ def pickup_status(pickup_id: str) -> Any:
     return jsonify(service().pickup_status(pickup_id).as_dict())
 
 
+@bp.post("/pickups/<pickup_id>/refuse")
+def refuse_parcel(pickup_id: str) -> Any:
+    """The resident refuses the parcel at its open door (or just after taking it out)."""
+    return jsonify(service().refuse_parcel(pickup_id, json_body("reason")["reason"]).as_dict())
+
+
+@bp.get("/returns")
+@courier_required
+def returns() -> Any:
+    return jsonify(parcels=service().returns_for(g.courier_id))
+
+
+@bp.post("/pickups/<pickup_id>/next")
+def open_next_door(pickup_id: str) -> Any:
+    """One code, every parcel: the same resident's next door, after this one closed."""
+    return jsonify(service().open_next_door(pickup_id).as_dict())
+
+
+@bp.post("/sends")
+def start_send() -> Any:
+    """A resident sends a parcel with a send code from the courier company's app (寄件)."""
+    body = json_body("company", "size", "send_code")
+    view = service().start_send(body["company"], body["size"], send_code=body["send_code"])
+    return jsonify(view.as_dict()), 201
+
+
+@bp.get("/sends/<send_id>")
+def send_status(send_id: str) -> Any:
+    return jsonify(service().send_status(send_id).as_dict())
+
+
+@bp.get("/outgoing")
+@courier_required
+def outgoing() -> Any:
+    return jsonify(parcels=[v.as_dict() for v in service().sends_waiting_for(g.courier_id)])
+
+
+@bp.post("/outgoing/<send_id>/collect")
+@courier_required
+def collect_outgoing(send_id: str) -> Any:
+    return jsonify(service().collect_send(g.courier_id, send_id).as_dict())
+
+
 @bp.get("/compartments")
 def compartments() -> Any:
     return jsonify(compartments=service().snapshot())
@@ -307,10 +351,14 @@ def _openapi() -> dict[str, Any]:
     from edge.kiosk_ui.api.openapi import BOOLEAN, INTEGER, STRING, obj, operation, ref
 
     nullable_str = {"type": "string", "nullable": True}
-    deposit, pickup = ref("Deposit"), ref("Pickup")
+    deposit, pickup, send = ref("Deposit"), ref("Pickup"), ref("Send")
     comp = {"type": "object", "properties": {"compartment": INTEGER}, "required": ["compartment"]}
     return {
         "schemas": {
+            "Send": obj(["send_id", "company", "compartment", "size", "state"], send_id=STRING, company=STRING,
+                        compartment=INTEGER, size={"enum": ["S", "M", "L"]},
+                        state={"enum": ["opening", "door_open", "deposited", "collect_open", "collected",
+                                        "cancelled", "failed"]}),
             "Deposit": obj(["deposit_id", "compartment", "size", "state", "message"],
                            deposit_id=STRING, compartment=INTEGER, size={"enum": ["S", "M", "L"]},
                            state={"enum": ["opening", "door_open", "empty_closed", "deposited",
@@ -319,14 +367,16 @@ def _openapi() -> dict[str, Any]:
             "Pickup": obj(["pickup_id", "parcel_id", "compartment", "purpose", "state"],
                           pickup_id=STRING, parcel_id=STRING, compartment=INTEGER,
                           purpose={"enum": ["pickup", "return"]},
-                          state={"enum": ["door_open", "collected", "returned"]}, message=STRING),
+                          state={"enum": ["door_open", "refusing", "collected", "refused", "returned"]},
+                          message=STRING, next_doors={"type": "array", "items": INTEGER}),
             "Compartment": obj(["number", "board", "lock", "size", "latch", "state"],
                                number=INTEGER, board=INTEGER, lock=INTEGER, size=STRING,
                                latch={"enum": ["open", "closed", "unknown"]},
                                item={"type": "boolean", "nullable": True},
                                state={"enum": ["free", "occupied", "deposit", "pickup", "return",
-                                               "fault", "disabled", "unknown"]},
-                               fault=nullable_str, parcel={"type": "object", "nullable": True},
+                                               "fault", "disabled", "unknown", "maintenance", "refused",
+                                               "send"]},
+                               fault=nullable_str, maintenance=nullable_str, parcel={"type": "object", "nullable": True},
                                deposit_id=nullable_str),
         },
         "paths": {
@@ -361,12 +411,40 @@ def _openapi() -> dict[str, Any]:
             "/api/locker/compartments": {"get": operation(
                 "Every compartment (phones masked, no codes)",
                 obj(compartments={"type": "array", "items": ref("Compartment")}), tag="locker")},
+            "/api/locker/pickups/{pickup_id}/refuse": {"post": operation(
+                "The resident refuses the parcel (damaged, wrong, short): it goes back in, the door "
+                "closes, the parcel waits for its courier (parcel.refused)", pickup,
+                body=obj(["reason"], reason={"enum": ["damaged", "wrong", "short"]}),
+                errors=(400, 404, 409, 503), tag="locker")},
+            "/api/locker/pickups/{pickup_id}/next": {"post": operation(
+                "One code, every parcel (locker.one_code_all_parcels): after this door closed, open the "
+                "same resident's next parcel; next_doors lists those still to open", pickup,
+                errors=(404, 409, 503), tag="locker")},
+            "/api/locker/sends": {"post": operation(
+                "A resident sends a parcel (寄件) with a send code from the courier company's app: a "
+                "free door of the size opens; refused while the locker camera gives no picture", send,
+                body=obj(["company", "size", "send_code"], company=STRING, size={"enum": ["S", "M", "L"]},
+                         send_code=STRING),
+                errors=(400, 409, 503), ok_status=201, tag="locker")},
+            "/api/locker/sends/{send_id}": {"get": operation(
+                "An outgoing parcel's state", send, errors=(404,), tag="locker")},
+            "/api/locker/outgoing": {"get": operation(
+                "Outgoing parcels waiting for this courier's company", obj(parcels={"type": "array",
+                                                                                    "items": send}),
+                courier=True, tag="locker")},
+            "/api/locker/outgoing/{send_id}/collect": {"post": operation(
+                "Open an outgoing parcel's door for a courier of its company", send,
+                errors=(404, 409, 503), courier=True, tag="locker")},
             "/api/locker/overdue": {"get": operation(
                 "Parcels past retention, for couriers to take back",
                 obj(parcels={"type": "array", "items": {"type": "object"}}), courier=True, tag="locker")},
             "/api/locker/returns": {"post": operation(
-                "Open an overdue parcel's door for the courier to take it back", pickup,
-                body=obj(parcel_id=STRING), errors=(400, 404, 409, 503), courier=True, tag="locker")},
+                "Open an overdue parcel's door, or a refused one's for the courier who brought it, "
+                "for the courier to take it back", pickup,
+                body=obj(parcel_id=STRING), errors=(400, 404, 409, 503), courier=True, tag="locker"),
+                "get": operation(
+                "What this courier may take back: parcels refused at the door that they brought, "
+                "then overdue ones", obj(parcels={"type": "array"}), courier=True, tag="locker")},
             "/api/sim/lockboard/state": {"get": operation(
                 "Simulate mode only: the simulated boards", obj(boards={"type": "array"}), tag="simulator")},
             "/api/sim/lockboard/door": {"post": operation(

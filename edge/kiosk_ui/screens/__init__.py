@@ -28,6 +28,7 @@ from edge.kiosk_ui.screens import (
     mine,
     notices,
     pickup,
+    sending,
     services,
     venues,
 )
@@ -37,7 +38,7 @@ from edge.kiosk_ui.screens.formatting import install_filters
 from edge.kiosk_ui.screens.visits import KioskSessionStore
 
 BLUEPRINTS = (kiosk, identify, pickup, iris, courier, services, notices, venues, activities, help,
-              feedback, live, ime, mine, community)
+              feedback, live, ime, mine, community, sending)
 # Machine endpoints with no form behind them (the barcode scanner posts its reading).
 CSRF_EXEMPT_ENDPOINTS = frozenset({"live.scanner_reading"})
 # After this long without a touch the screen goes black; tests may shorten it.

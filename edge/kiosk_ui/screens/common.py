@@ -217,6 +217,11 @@ def _messages() -> dict[str, str]:
         "wrong_state": _("This cannot be done now. Please start again."),
         "not_found": _("We could not find that. Please start again."),
         "bad_waybill": _("Please type the waybill number (up to 64 characters)."),
+        "bad_reason": _("Please choose a reason."),
+        "camera_unhealthy": _("Sending is closed while the locker camera is not working. Please ask staff."),
+        "bad_send_code": _("Please type the send code from the courier company's app (letters and digits)."),
+        "unknown_company": _("Please choose a courier company."),
+        "waybill_in_locker": _("This waybill already has a parcel in this locker. Please check the label."),
         "bad_size": _("Please choose a size."),
         "bad_code_format": _("The pickup code has 8 digits. Please check the message you received."),
         # identity assurance (ADR 0115)

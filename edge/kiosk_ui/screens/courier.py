@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 
 from edge.kiosk_ui.screens.common import controller, error_message, service
 from edge.kiosk_ui.screens.live import hub
-from edge.locker.deposits import SIZES, WAYBILL_MAX
+from edge.locker.deposits import SIZES
 from edge.privacy import InvalidPhone, mask_phone, normalise_phone
 
 bp = Blueprint("courier", __name__, url_prefix="/courier")
@@ -56,9 +56,12 @@ def waybill() -> Any:
         return redirect(url_for("courier.identify"))
     if request.method == "GET":
         return render_template("courier_waybill.html")
-    number = request.form.get("waybill", "").strip()
-    if not number or len(number) > WAYBILL_MAX or not number.isprintable():
-        flash(_("Please type the waybill number (up to 64 characters)."), "error")
+    from edge.locker.errors import LockerError
+
+    try:  # malformed, or already in this locker: said before the phone and size steps
+        number = service("locker").check_waybill(session["courier_id"], request.form.get("waybill", ""))
+    except LockerError as exc:
+        flash(error_message(exc), "error")
         return redirect(url_for("courier.waybill"))
     session["waybill"] = number
     return redirect(url_for("courier.recipient"))
@@ -173,3 +176,50 @@ def _forget_parcel() -> None:
     """The next parcel starts from its waybill; the courier stays identified."""
     for key in ("waybill", "recipient_phone"):
         session.pop(key, None)
+
+
+@bp.get("/outgoing")
+def outgoing() -> Any:
+    """Outgoing parcels (寄件) waiting for this courier's company."""
+    if "courier_id" not in session:
+        return redirect(url_for("courier.identify"))
+    locker = service("locker")
+    compartments = locker.snapshot()
+    return render_template(
+        "courier_outgoing.html", parcels=locker.sends_waiting_for(session["courier_id"]),
+        refused=[r for r in locker.returns_for(session["courier_id"]) if r["why"] == "refused"],
+        out_of_service=[c for c in compartments if c.get("maintenance")],
+        refusal_words={"damaged": _("damaged"), "wrong": _("wrong item"), "short": _("items missing")})
+
+
+@bp.post("/refused/<parcel_id>")
+def take_back_refused(parcel_id: str) -> Any:
+    """A parcel the resident refused, back to the courier who brought it."""
+    from edge.locker.errors import LockerError
+
+    if "courier_id" not in session:
+        return redirect(url_for("courier.identify"))
+    try:
+        view = service("locker").return_parcel(session["courier_id"], parcel_id)
+    except LockerError as exc:
+        flash(error_message(exc), "error")
+        return redirect(url_for("courier.outgoing"))
+    flash(_("Door %(number)s is open. Take the parcel out and close the door.", number=view.compartment),
+          "success")
+    return redirect(url_for("courier.outgoing"))
+
+
+@bp.post("/outgoing/<send_id>")
+def collect_outgoing(send_id: str) -> Any:
+    from edge.locker.errors import LockerError
+
+    if "courier_id" not in session:
+        return redirect(url_for("courier.identify"))
+    try:
+        view = service("locker").collect_send(session["courier_id"], send_id)
+    except LockerError as exc:
+        flash(error_message(exc), "error")
+        return redirect(url_for("courier.outgoing"))
+    flash(_("Door %(number)s is open. Take the parcel out and close the door.", number=view.compartment),
+          "success")
+    return redirect(url_for("courier.outgoing"))

@@ -46,6 +46,9 @@ def topic_reader(topic: str) -> Callable[[], dict[str, Any]]:
     if kind == "deposit" and key in session.get("deposits", []):
         locker = services.locker
         return lambda: _view_state(locker.deposit_status(key))
+    if kind == "send" and key in session.get("sends", []):
+        locker = services.locker
+        return lambda: _view_state(locker.send_status(key))
     if kind == "bookings" and session.get("resident"):
         bookings, resident_id = services.bookings, session["resident"]["resident_id"]
         return lambda: {f"booking:{b.booking_id}": b.state for b in bookings.bookings_of(resident_id)}

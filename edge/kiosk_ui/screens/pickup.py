@@ -59,14 +59,51 @@ def door(parcel_id: str) -> Any:
     return render_template("pickup_door.html", view=view)
 
 
+@bp.post("/door/<parcel_id>/next")
+def next_door(parcel_id: str) -> Any:
+    """One code, every parcel: open this visit's resident's next door."""
+    from edge.locker.errors import LockerError
+
+    if parcel_id not in session.get("pickups", []):
+        return redirect(url_for("pickup.enter_code"))
+    locker = service("locker")
+    try:
+        view = locker.open_next_door(locker.pickup_status(parcel_id).pickup_id)
+    except LockerError as exc:
+        flash(error_message(exc), "error")
+        return redirect(url_for("pickup.door", parcel_id=parcel_id))
+    session["pickups"] = [*session.get("pickups", []), view.parcel_id]
+    return redirect(url_for("pickup.door", parcel_id=view.parcel_id))
+
+
+@bp.post("/door/<parcel_id>/refuse")
+def refuse(parcel_id: str) -> Any:
+    """「拒收」 on the door screen: only for a parcel this visit opened."""
+    from edge.locker.errors import LockerError
+
+    if parcel_id not in session.get("pickups", []):
+        return redirect(url_for("pickup.enter_code"))
+    locker = service("locker")
+    try:
+        locker.refuse_parcel(locker.pickup_status(parcel_id).pickup_id, request.form.get("reason", ""))
+    except LockerError as exc:
+        flash(error_message(exc), "error")
+    return redirect(url_for("pickup.door", parcel_id=parcel_id))
+
+
 def _open(attempt: Any) -> Any:
-    from edge.locker.errors import CoolingDown, LockerError, WrongCode
+    from edge.locker.errors import CodeUsed, CoolingDown, LockerError, WrongCode
 
     try:
         view = attempt(service("locker"))
     except WrongCode as exc:
         flash(ngettext("That code is not right. You can try %(num)d more time.",
                        "That code is not right. You can try %(num)d more times.",
+                       exc.attempts_left), "error")
+        return redirect(url_for("pickup.enter_code"))
+    except CodeUsed as exc:
+        flash(ngettext("That pickup code has already been used. You can try %(num)d more time.",
+                       "That pickup code has already been used. You can try %(num)d more times.",
                        exc.attempts_left), "error")
         return redirect(url_for("pickup.enter_code"))
     except CoolingDown as exc:

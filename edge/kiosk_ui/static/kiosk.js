@@ -73,8 +73,8 @@
   function applyState(state) {
     if (state.presence && !saver.hidden) wake();
     for (const el of document.querySelectorAll("[data-live-when]")) {
-      const [key, value] = el.dataset.liveWhen.split("=");
-      el.hidden = String(state[key]) !== value;
+      const [key, value] = el.dataset.liveWhen.split("=");  // "state=a" or "state=a|b"
+      el.hidden = !value.split("|").includes(String(state[key]));
     }
     for (const el of document.querySelectorAll("[data-live-text]")) {
       const value = state[el.dataset.liveText];
