@@ -27,10 +27,10 @@ from edge.identity.iris import (  # noqa: E402
     MATCH_THRESHOLD,
     NEAR_MISS_THRESHOLD,
     IrisTemplate,
-    enrol_templates,
     extract,
     hamming_distance,
 )
+from edge.identity.iris_enrol import enrol_templates  # noqa: E402
 from edge.identity.templates import IrisGallery  # noqa: E402
 from simulators.camera import EyeCapture, SyntheticIris, random_capture, render_eye  # noqa: E402
 

@@ -18,15 +18,14 @@ import numpy as np
 from bench.iris_dataset import Capture, kiosk_scale, load_layout
 from edge.identity.iris import (
     MATCH_THRESHOLD,
-    MIN_ENROL_CAPTURES,
     NEAR_MISS_THRESHOLD,
     Extraction,
     QualityLimits,
     IrisTemplate,
-    enrol_templates,
     extract,
     hamming_distance,
 )
+from edge.identity.iris_enrol import MIN_ENROL_CAPTURES, enrol_templates
 from edge.identity.liveness import LivenessLimits, artefact_peak, eye_geometry
 from edge.identity.templates import IrisGallery
 

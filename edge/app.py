@@ -10,7 +10,6 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from edge.clock import Clock, SystemClock
@@ -19,6 +18,17 @@ from edge.logs import get_logger
 from edge.settings import Settings
 from edge.simulation import Simulation
 from edge.storage import Database
+from edge.wiring import (
+    ClosingDriver,
+    build_camera,
+    configured_camera,
+    configured_scanner,
+    iris_illuminator,
+    request_update_handler,
+)
+from edge.wiring import door_alarm as _door_alarm  # old names: build_locker calls these
+from edge.wiring import platform_sealer as _platform_sealer
+from edge.wiring import station_io_for as _station_io
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -27,8 +37,8 @@ if TYPE_CHECKING:
     from edge.locker.diagnostics import LockerDiagnostics
     from edge.locker.runtime import LockerRuntime
 
-__all__ = ["Component", "Controller", "Services", "Simulation", "build_controller", "build_web_app",
-           "local_locker_diagnostics", "serve"]
+__all__ = ["Component", "Controller", "Services", "Simulation", "build_camera", "build_controller",
+           "build_web_app", "local_locker_diagnostics", "serve"]
 
 log = get_logger("edge.app")
 
@@ -172,37 +182,6 @@ def _station_camera(controller: Controller) -> Any:
     return camera
 
 
-def _station_io(controller: Controller, cleanups: list[Any]) -> StationIO | None:
-    """Presence sensor, buzzer and light: real pins, mock pins in simulate mode, or none."""
-    settings = controller.settings
-    station_io = controller.services.station_io
-    if station_io is None and (settings.gpio.enabled or settings.simulate):
-        from edge.drivers.gpio import StationIO
-
-        pin_factory = None
-        if not settings.gpio.enabled:
-            from gpiozero.pins.mock import MockFactory
-
-            pin_factory = MockFactory()
-        gpio = settings.gpio
-        station_io = StationIO(gpio.presence_pin, gpio.buzzer_pin, gpio.light_pin, pin_factory=pin_factory)
-        controller.services.station_io = station_io
-        cleanups.append(station_io.close)
-    return station_io
-
-
-def _door_alarm(station_io: StationIO | None) -> Any:
-    def alarm(on: bool) -> None:
-        if station_io is None:
-            log.warning("door_alarm", on=on, buzzer="none")
-        elif on:
-            station_io.alarm_on()
-        else:
-            station_io.alarm_off()
-
-    return alarm
-
-
 def _build_community(controller: Controller) -> None:
     """Catalogue, residents, bookings, activities, requests, feedback. In simulate mode a
     demo platform key and, on an empty box, the demo catalogue (through replace())."""
@@ -282,7 +261,7 @@ def _build_identity(controller: Controller) -> None:
 
     settings, services, simulation = controller.settings, controller.services, controller.simulation
     identity = settings.identity
-    scanner, iris_camera = _configured_scanner(settings), _configured_camera(settings, "iris")
+    scanner, iris_camera = configured_scanner(settings), configured_camera(settings, "iris")
     if simulation is not None:
         simulation.add_cameras(want_qr=scanner is None, want_iris=iris_camera is None)
         if scanner is None and simulation.qr_camera is not None:
@@ -290,11 +269,11 @@ def _build_identity(controller: Controller) -> None:
         iris_camera = iris_camera or simulation.iris_camera
     if scanner is not None:
         services.qr_scanner = scanner
-        controller.components.append(_Closing(scanner))
+        controller.components.append(ClosingDriver(scanner))
     key_file = identity.iris_key_file or settings.keys_dir / "iris.key"
     iris = IrisService(controller.db, controller.clock, TemplateCipher.from_key_file(key_file),
                        iris_camera, station=settings.mqtt.device_id,
-                       illuminator=_iris_illuminator(settings, iris_camera))
+                       illuminator=iris_illuminator(settings, iris_camera))
     services.iris = iris
     controller.components.append(iris)
     _build_one_time_codes(controller)
@@ -313,52 +292,6 @@ def _build_one_time_codes(controller: Controller) -> None:
         controller.db, controller.clock, load_or_create_key(settings.keys_dir / "otp.key", 32),
         _platform_sealer(settings, warn=False),
         AttemptPolicy(identity.otp_attempt_limit, identity.otp_window_s, identity.otp_cooldown_s))
-
-
-def _configured_scanner(settings: Settings) -> Any:
-    """The QR source the settings name: a camera, else a serial scanner, else None."""
-    from edge.drivers.camera import OpenCVCamera
-    from edge.drivers.qr import QrScanner
-    from edge.drivers.scanner import SerialScanner, parse_terminator
-
-    identity = settings.identity
-    if identity.qr_camera is not None:
-        return QrScanner(OpenCVCamera(identity.qr_camera, 1280, 720))
-    if identity.scanner_url is not None:
-        return SerialScanner(identity.scanner_url, terminator=parse_terminator(identity.scanner_terminator))
-    return None
-
-
-def _configured_camera(settings: Settings, purpose: str) -> Any:
-    """The OpenCV camera the settings name for "qr" or "iris", or None."""
-    from edge.drivers.camera import OpenCVCamera
-
-    spec = settings.identity.qr_camera if purpose == "qr" else settings.identity.iris_camera
-    if spec is None:
-        return None
-    return OpenCVCamera(spec, *((1280, 720) if purpose == "qr" else (640, 480)))
-
-
-def build_camera(settings: Settings, purpose: str, *, sim_qr_text: str = "") -> Any:
-    """For `edge diag`: the configured "qr" or "iris" camera; in simulate mode with none
-    configured, a still simulated one showing `sim_qr_text` or a synthetic eye; else None."""
-    camera = _configured_camera(settings, purpose)
-    if camera is None and settings.simulate:
-        camera = Simulation.still_camera(purpose, sim_qr_text)
-    return camera
-
-
-@dataclass
-class _Closing:
-    """A driver that runs from its first use and ends with close(), as a component."""
-
-    driver: Any
-
-    def start(self) -> None:
-        """Nothing: scanning starts when a screen asks for a scan."""
-
-    def stop(self) -> None:
-        self.driver.close()
 
 
 def _build_bridge(controller: Controller) -> None:
@@ -479,19 +412,6 @@ def serve(controller: Controller) -> None:
         controller.stop()
 
 
-
-def _platform_sealer(settings: Settings, warn: bool = True) -> Any:
-    """seal(secret, message_id) to the platform's key, or None when no key is set."""
-    from edge.identity.sealing import parse_public_key, seal
-
-    if not settings.mqtt.platform_public_key:
-        if warn:
-            log.warning("no_platform_key", why="mqtt.platform_public_key is not set: deposits are refused")
-        return None
-    key = parse_public_key(settings.mqtt.platform_public_key)
-    return lambda secret, message_id: seal(key, secret, message_id)
-
-
 def _build_operations(controller: Controller) -> None:
     """Running the station for years (edge/ops): the health summary in the retained status,
     the update.available command, and the nightly backup (when backup.dir is set). A missing
@@ -518,24 +438,3 @@ def _build_operations(controller: Controller) -> None:
                                 settings.mqtt.device_id, backup.at, settings.site.timezone)
         services.nightly_backup = nightly
         controller.components.append(nightly)
-
-
-def request_update_handler(requests: Any) -> Any:
-    """cmd request.update: staff's status and reply for a request, letter or feedback. The
-    reply names only the id and status: the resident's words already went out once."""
-    def handle(data: dict[str, Any]) -> dict[str, str]:
-        followed = requests.update(data["request_id"], data["status"], data["reply"], data["staff"])
-        return {"request_id": followed.item_id, "status": followed.status}
-
-    return handle
-
-
-def _iris_illuminator(settings: Settings, iris_camera: Any) -> Any:
-    """The iris camera's NIR LEDs (GPIO pins in settings.identity), or in simulate mode
-    the simulated camera's own; None: no live-eye check, so iris opens no door."""
-    identity = settings.identity
-    if identity.iris_led_left_pin is not None and identity.iris_led_right_pin is not None:
-        from edge.drivers.gpio import NirIlluminator
-
-        return NirIlluminator(identity.iris_led_left_pin, identity.iris_led_right_pin)
-    return iris_camera if hasattr(iris_camera, "set_pattern") else None

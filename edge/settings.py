@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -22,10 +22,18 @@ from pydantic_settings import (
 )
 
 from edge.drivers.lockboard.kerong import REPLY_TIMEOUT_S
+from edge.settings_sections import (
+    BackupSettings,
+    CompartmentSpec,
+    CourierEntry,
+    JournalSettings,
+    Size,  # noqa: F401  (re-exported: edge.locker.deposits imports it from here)
+    UpdateSettings,
+)
+from edge.settings_sections import Section as _Section
 
 DEFAULT_CONFIG_FILE = Path("/etc/edge/edge.toml")
 LOCKS_PER_BOARD = 16
-Size = Literal["S", "M", "L"]
 
 # Which TOML file the next Settings() reads; set by load_settings().
 _toml_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("toml_file", default=None)
@@ -33,29 +41,6 @@ _toml_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("toml_f
 
 class SettingsError(Exception):
     """A setting is missing or wrong; the message names it in one line."""
-
-
-class _Section(BaseModel):
-    model_config = {"extra": "forbid"}
-
-
-class CompartmentSpec(_Section):
-    number: int = Field(ge=1)
-    board: int = Field(ge=0, le=15)
-    lock: int = Field(ge=0, le=15)
-    size: Size = "M"
-    enabled: bool = True
-
-
-class CourierEntry(_Section):
-    """One courier code's holder: who, and the company whose parcels they may take back."""
-
-    id: str = Field(min_length=1, max_length=64)
-    company: str | None = Field(None, min_length=1, max_length=64)
-
-    @property
-    def company_name(self) -> str:
-        return self.company or self.id
 
 
 class SiteSettings(_Section):
@@ -344,39 +329,6 @@ class IdentitySettings(_Section):
     otp_attempt_limit: int = Field(5, ge=1)
     otp_window_s: float = Field(600, gt=0)
     otp_cooldown_s: float = Field(300, gt=0)
-
-
-class BackupSettings(_Section):
-    """Nightly encrypted backups (edge/ops, ADR 0150); no dir: no nightly backup."""
-
-    dir: Path | None = None  # a second disk or folder
-    keep: int = Field(7, ge=1)
-    at: str = Field("03:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # site time
-    passphrase_file: Path | None = None
-    recipient_key: Path | None = None  # X25519 public key (PEM or base64 raw)
-
-
-class UpdateSettings(_Section):
-    """Release bundles with rollback (edge/ops/update.py, ADR 0151)."""
-
-    public_key: Path | None = None  # Ed25519 public key (PEM) that signs release manifests
-    prefix: Path = Path("/opt/edge")  # releases/<version>/, current, previous
-    restart_command: str = "systemctl restart --no-block edge.service"
-    health_deadline_s: float = Field(120, gt=0)
-    allowed_hosts: list[str] = []  # update.available fetches bundles only from these hosts
-    download_dir: Path | None = None  # default <data_dir>/updates
-    ca_file: Path | None = None  # extra CA for the bundle host's TLS certificate
-    python: str | None = None  # the interpreter release venvs are made from (default: this one's)
-    # A shared dependency layer release venvs see after their own packages (e.g. Debian's
-    # dist-packages with OpenCV and NumPy); empty: each bundle brings every wheel it needs.
-    shared_site_packages: list[Path] = []
-
-
-class JournalSettings(_Section):
-    """Where log records go: journald's native protocol under systemd, else the console."""
-
-    mode: Literal["auto", "on", "off"] = "auto"  # auto: journald when JOURNAL_STREAM is set
-    socket: Path = Path("/run/systemd/journal/socket")
 
 
 class RecordsSettings(_Section):

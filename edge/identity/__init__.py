@@ -6,18 +6,16 @@ from edge.identity.iris import (
     MATCH_THRESHOLD,
     NEAR_MISS_THRESHOLD,
     Decision,
-    Enrolment,
     Extraction,
     IrisTemplate,
     Quality,
     QualityLimits,
     decide,
-    enrol,
-    enrol_templates,
     extract,
     hamming_distance,
     iris_quality_report,
 )
+from edge.identity.iris_enrol import Enrolment, enrol, enrol_templates
 from edge.identity.keys import KeyFileError, load_or_create_key
 from edge.identity.templates import (
     GalleryMatch,

@@ -6,17 +6,32 @@ frame -> pupil (darkest round blob) -> limbus (integro-differential search aroun
 
 Two codes compare by masked, normalised Hamming distance, minimised over angular shifts
 (head tilt). Everything runs in memory: no eye image is written anywhere.
+
+This module owns the templates, their distance and decision, the quality gates and the
+`extract` entry point; where the eye is and how its ring is sampled lives in
+edge/identity/iris_geometry.py, fusing several captures into one template in
+edge/identity/iris_enrol.py.
 """
 from __future__ import annotations
 
-import itertools
-import math
 import struct
 from dataclasses import dataclass, field
 from typing import Literal
 
 import cv2
 import numpy as np
+
+from edge.identity.iris_geometry import (
+    _UNWRAP_ANGLES,
+    _UNWRAP_RADII,
+    Circle,
+    find_limbus,
+    find_pupil,
+    gray_frame,
+    noise_mask,
+    refine_pupil,
+    unwrap,
+)
 
 # Code geometry: BANDS radial bands x ANGLES angular samples x 2 phase bits = 2048 bits.
 BANDS = 8
@@ -42,8 +57,6 @@ NEAR_MISS_THRESHOLD = 0.315
 # than with a fused template (MMU1 pair genuine p95 0.375).
 ENROL_AGREEMENT = 0.36
 
-_UNWRAP_RADII = 32
-_UNWRAP_ANGLES = 256
 _GABOR_WAVELENGTH = 16.0  # in unwrapped angular samples
 _GABOR_BANDWIDTH = 0.55  # sigma / f0 of the log-Gabor, Masek's classic choice
 _WEAK_BIT_FRACTION = 0.12  # weakest filter responses: their phase is noise, mask them
@@ -217,18 +230,11 @@ class Extraction:
 
 # ----------------------------------------------------------------------------- pipeline
 
-@dataclass(frozen=True)
-class Circle:
-    x: float
-    y: float
-    r: float
-
-
 def extract(frame: np.ndarray, limits: QualityLimits = QualityLimits()) -> Extraction:
     """An iris template from one camera frame, or the quality gate that refused it. The
     metrics hold every figure measured before the refusal (for `edge diag iris` and the
     calibration bench)."""
-    gray = _gray(frame)
+    gray = gray_frame(frame)
     found = find_pupil(gray)
     if found is None:
         return Extraction(Quality("no_eye"))
@@ -315,145 +321,6 @@ def iris_quality_report(frame: np.ndarray) -> dict[str, object]:
             **{k: round(v, 3) for k, v in quality.metrics.items()}}
 
 
-def gray_frame(frame: np.ndarray) -> np.ndarray:
-    """A camera frame as 8-bit grayscale; ValueError for anything else (see `extract`)."""
-    return _gray(frame)
-
-
-def _gray(frame: np.ndarray) -> np.ndarray:
-    if frame.ndim == 3:
-        frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    if frame.dtype != np.uint8 or frame.ndim != 2 or min(frame.shape) < 64:
-        raise ValueError("expected an 8-bit grayscale or BGR image of at least 64x64")
-    return frame
-
-
-def find_pupil(gray: np.ndarray) -> tuple[Circle, float] | None:
-    """The darkest large blob as a circle, with its roundness (1 = a full disc; a lid
-    across the pupil makes it less). Worked at half size: lashes vanish in the opening."""
-    small = cv2.GaussianBlur(cv2.resize(gray, None, fx=0.5, fy=0.5,
-                                        interpolation=cv2.INTER_AREA), (5, 5), 0)
-    darkest = float(np.percentile(small, 0.5))
-    _, dark = cv2.threshold(small, darkest + 25, 255, cv2.THRESH_BINARY_INV)
-    dark = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(
-        cv2.MORPH_ELLIPSE, (7, 7)))
-    contours, _ = cv2.findContours(dark, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    best: tuple[float, Circle, float] | None = None
-    largest = math.pi * (min(small.shape) / 4) ** 2  # a pupil never fills half the frame
-    for contour in contours:
-        if not 60 <= cv2.contourArea(cv2.convexHull(contour)) <= largest * 4:
-            continue
-        found = _disc_in_blob(contour)
-        if found is None:
-            continue
-        (x, y, radius), roundness = found
-        area = math.pi * radius**2
-        if area > largest or roundness < _MIN_PARTIAL_ROUNDNESS:
-            continue
-        # A round blob beats a bigger ragged one (a lash line, a shadow).
-        rank = area * (4.0 if roundness >= _MIN_ROUNDNESS else 1.0)
-        if best is None or rank > best[0]:
-            best = (rank, Circle(2 * x + 0.5, 2 * y + 0.5, 2 * radius), roundness)
-    return None if best is None else (best[1], best[2])
-
-
-def _disc_in_blob(contour: np.ndarray) -> tuple[tuple[float, float, float], float] | None:
-    """The blob's round core as (x, y, radius) and its roundness: the convex hull's area
-    over its enclosing circle's (1 = a full disc; a lid cutting the pupil in half leaves
-    about 0.5). Lashes that touch the pupil join the dark blob as thin strands; an opening
-    with a disc about half the pupil's inscribed radius removes them (a convex hull would
-    swallow them and call an open eye covered) and leaves a pupil, whole or cut by a lid,
-    as it is. The hull then closes notches that reflections bite into the edge."""
-    x0, y0, w, h = cv2.boundingRect(contour)
-    blob = np.zeros((h + 2, w + 2), np.uint8)
-    cv2.drawContours(blob, [contour], -1, 255, -1, offset=(1 - x0, 1 - y0))  # holes filled
-    blob = cv2.morphologyEx(blob, cv2.MORPH_CLOSE, cv2.getStructuringElement(
-        cv2.MORPH_ELLIPSE, (5, 5)))
-    inscribed = float(cv2.distanceTransform(blob, cv2.DIST_L2, 5).max())
-    if inscribed < 3:
-        return None
-    size = 2 * max(int(inscribed * 0.6), 1) + 1
-    core = cv2.morphologyEx(blob, cv2.MORPH_OPEN, cv2.getStructuringElement(
-        cv2.MORPH_ELLIPSE, (size, size)))
-    core = cv2.dilate(core, np.ones((3, 3), np.uint8)) & blob  # the opening's own bites back
-    parts, _ = cv2.findContours(core, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    if not parts:
-        return None
-    hull = cv2.convexHull(max(parts, key=cv2.contourArea))
-    area = cv2.contourArea(hull)
-    (x, y), enclosing = cv2.minEnclosingCircle(hull)
-    if area < 1 or enclosing < 2:
-        return None
-    roundness = area / (math.pi * enclosing**2)
-    return (x + x0 - 1, y + y0 - 1, math.sqrt(area / math.pi)), roundness
-
-
-_MIN_ROUNDNESS = 0.7  # a full-disc pupil; ranks round blobs above ragged ones
-_MIN_PARTIAL_ROUNDNESS = 0.3
-
-
-@dataclass(frozen=True)
-class Limbus:
-    circle: Circle
-    jump: float  # grey levels gained across the limbus on the side sectors
-    sclera_contrast: float  # white of the eye beside the iris over the iris near the edge
-
-
-def find_limbus(gray: np.ndarray, pupil: Circle) -> Limbus | None:
-    """Daugman's integro-differential operator on the side sectors (lids cover top and
-    bottom): the circle where brightness jumps most, around centres near the pupil's.
-    Returns what it found and how clearly; the gates judge the figures."""
-    radii = np.arange(pupil.r * 1.35, pupil.r * 4.5, 1.0, dtype=np.float32)
-    if radii.size < 8:
-        return None
-    # Image y grows downwards: the sectors lean below the horizon, away from the upper lid.
-    angles = np.deg2rad(np.r_[np.arange(-30, 46, 5), np.arange(135, 211, 5)]).astype(np.float32)
-    x_offsets = np.arange(-6, 7, 2, dtype=np.float32)
-    y_offsets = np.arange(-6, 7, 2, dtype=np.float32)
-    cx = pupil.x + x_offsets[:, None, None, None]
-    cy = pupil.y + y_offsets[None, :, None, None]
-    map_x = cx + radii[None, None, None, :] * np.cos(angles)[None, None, :, None] + 0 * cy
-    map_y = cy + radii[None, None, None, :] * np.sin(angles)[None, None, :, None] + 0 * cx
-    shape = map_x.shape
-    samples = cv2.remap(gray, map_x.reshape(-1, radii.size), map_y.reshape(-1, radii.size),
-                        cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    # Median over angles: a lash or a reflection on one ray does not move the profile.
-    profile = np.median(samples.reshape(shape), axis=2)
-    profile = cv2.GaussianBlur(profile.reshape(-1, radii.size), (0, 0), 2.0).reshape(
-        shape[0], shape[1], radii.size)
-    jump = profile[..., 4:] - profile[..., :-4]
-    ix, iy, ir = np.unravel_index(int(np.argmax(jump)), jump.shape)
-    # Beside an open iris lies the white of the eye, brighter than the iris. A nearly
-    # closed eye shows lid skin there instead, about as bright as what lies inside.
-    inside = float(np.median(profile[ix, iy, max(ir - 12, 0):ir + 1]))
-    outside = float(np.median(profile[ix, iy, ir + 6:ir + 16])) if ir + 6 < radii.size - 4 \
-        else inside
-    coarse = Circle(float(pupil.x + x_offsets[ix]), float(pupil.y + y_offsets[iy]),
-                    float(radii[ir] + 2))
-    return Limbus(_refine_limbus(gray, coarse, angles), float(jump[ix, iy, ir]),
-                  outside - inside)
-
-
-def _refine_limbus(gray: np.ndarray, coarse: Circle, angles: np.ndarray) -> Circle:
-    """A circle fitted to where each side ray crosses the limbus (the coarse search moves
-    the centre in steps of pixels and sees the vertical only faintly)."""
-    radii = np.arange(coarse.r - 8, coarse.r + 8, 0.5, dtype=np.float32)
-    map_x = coarse.x + np.cos(angles)[:, None] * radii[None, :]
-    map_y = coarse.y + np.sin(angles)[:, None] * radii[None, :]
-    rays = cv2.remap(gray, map_x, map_y, cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    rise = np.diff(cv2.GaussianBlur(rays, (7, 1), 0), axis=1)
-    strong = rise.max(axis=1) > 2.0  # a lid or lash on the ray hides the limbus
-    if strong.sum() < 8:
-        return coarse
-    edge = radii[:-1][np.argmax(rise[strong], axis=1)] + 0.25
-    fitted = _fit_circle(coarse.x + np.cos(angles[strong]) * edge,
-                         coarse.y + np.sin(angles[strong]) * edge)
-    if abs(fitted.r - coarse.r) > 6 or math.hypot(fitted.x - coarse.x, fitted.y - coarse.y) > 10:
-        return coarse
-    return fitted
-
-
 def _geometry_gate(shape: tuple[int, ...], iris: Circle, limits: QualityLimits) -> str | None:
     height, width = shape
     margin = limits.edge_margin
@@ -467,81 +334,6 @@ def _geometry_gate(shape: tuple[int, ...], iris: Circle, limits: QualityLimits) 
     if iris.r > limits.max_iris_radius:
         return "too_close"
     return None
-
-
-def refine_pupil(gray: np.ndarray, pupil: Circle) -> tuple[Circle, float]:
-    """The pupil circle fitted to the steepest point of each ray across its edge, and the
-    edge's sharpness: steepest step over step height, about 1/(2.5 sigma) for an edge
-    blurred by sigma pixels, whatever the lighting or the iris texture."""
-    reach = min(48.0, pupil.r * 0.85)  # wide enough to see both plateaus of a soft edge
-    radii = np.arange(pupil.r - reach, pupil.r + reach, 0.5, dtype=np.float32)
-    angles = np.linspace(0, 2 * np.pi, 48, endpoint=False, dtype=np.float32)
-    map_x = pupil.x + np.cos(angles)[:, None] * radii[None, :]
-    map_y = pupil.y + np.sin(angles)[:, None] * radii[None, :]
-    rays = cv2.remap(gray, map_x, map_y, cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    profile = np.median(rays, axis=0)
-    step = float(np.median(profile[-6:]) - np.median(profile[:6]))
-    if step < 10:
-        return pupil, 0.0
-    # Steepest slope near the edge only (iris texture further out can be steeper than a
-    # blurred edge), on a lightly smoothed profile (pixel noise is steep too).
-    slope = np.diff(cv2.GaussianBlur(profile.reshape(1, -1), (0, 0), 1.0).ravel()) / 0.5
-    around_edge = np.abs(radii[:-1] + 0.25 - pupil.r) <= 8
-    sharpness = float(np.max(slope[around_edge]) / step)
-    clean = rays.max(axis=1) < 220  # a reflection on the ray would pull the edge
-    if clean.sum() < 12:
-        return pupil, sharpness
-    # The first guess is within a few pixels: look for the edge only there, so strong
-    # iris texture further out cannot pull it.
-    near = np.abs(radii[:-1] - pupil.r) <= 5
-    rise = np.diff(cv2.GaussianBlur(rays[clean], (5, 1), 0), axis=1)[:, near]
-    edge = radii[:-1][near][np.argmax(rise, axis=1)]
-    fitted = _fit_circle(pupil.x + np.cos(angles[clean]) * (edge + 0.25),
-                         pupil.y + np.sin(angles[clean]) * (edge + 0.25))
-    if abs(fitted.r - pupil.r) > 6 or math.hypot(fitted.x - pupil.x, fitted.y - pupil.y) > 6:
-        return pupil, sharpness
-    return fitted, sharpness
-
-
-def _fit_circle(xs: np.ndarray, ys: np.ndarray) -> Circle:
-    """Least-squares circle through points (Kasa's algebraic fit)."""
-    design = np.column_stack([xs, ys, np.ones_like(xs)])
-    (a, b, c), *_ = np.linalg.lstsq(design, xs**2 + ys**2, rcond=None)
-    x, y = a / 2, b / 2
-    return Circle(float(x), float(y), float(math.sqrt(max(c + x * x + y * y, 0.0))))
-
-
-def unwrap(gray: np.ndarray, pupil: Circle, iris: Circle) -> np.ndarray:
-    """Daugman's rubber sheet: rows from the pupil edge to the limbus, columns around."""
-    rho = np.linspace(0.06, 0.94, _UNWRAP_RADII, dtype=np.float32)[:, None]
-    theta = np.linspace(0, 2 * np.pi, _UNWRAP_ANGLES, endpoint=False, dtype=np.float32)[None, :]
-    cos, sin = np.cos(theta), np.sin(theta)
-    map_x = (1 - rho) * (pupil.x + pupil.r * cos) + rho * (iris.x + iris.r * cos)
-    map_y = (1 - rho) * (pupil.y + pupil.r * sin) + rho * (iris.y + iris.r * sin)
-    smooth = cv2.GaussianBlur(gray, (0, 0), 1.0)
-    return cv2.remap(smooth, map_x, map_y, cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-
-
-def noise_mask(unwrapped: np.ndarray) -> np.ndarray:
-    """True where the sheet shows no iris: specular reflections, eyelid skin, lashes."""
-    # Reference: the inner half of the side sectors, which lids almost never reach.
-    side = np.r_[0:24, 104:152, 232:256]
-    reference = unwrapped[: _UNWRAP_RADII // 2, side]
-    median = float(np.median(reference))
-    spread = max(1.4826 * float(np.median(np.abs(reference - median))), 6.0)
-    reflection = cv2.dilate((unwrapped > 235).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    skin = (unwrapped > median + max(3.5 * spread, 40)) & ~reflection
-    lash = unwrapped < median - max(3.5 * spread, 45)
-    # A lid covers the ring from the outside in: once lid skin shows on the outer part of a
-    # ray, the rest of the ray outwards is lid too. (Inner bright specks are not lids.)
-    seeds = skin.copy()
-    seeds[: int(_UNWRAP_RADII * 0.4)] = False
-    skin |= np.logical_or.accumulate(seeds, axis=0)
-    noise = (reflection | skin | lash).astype(np.uint8)
-    noise = cv2.dilate(noise, np.ones((3, 5), np.uint8))
-    return noise.astype(bool)
 
 
 def _log_gabor(length: int) -> np.ndarray:
@@ -583,101 +375,3 @@ def encode(unwrapped: np.ndarray, noise: np.ndarray) -> IrisTemplate:
     usable = (spread[:, ::2] < 0.35) & ~weak
     mask = np.repeat(usable[..., None], 2, axis=-1)
     return IrisTemplate.from_bits(code, mask)
-
-
-# ----------------------------------------------------------------------------- enrolment
-
-ENROL_MESSAGES: dict[str, str] = {
-    "ok": "Your eye is enrolled.",
-    "too_few_captures": "We need a few more clear pictures of your eye. Please try again.",
-    "inconsistent": "The pictures did not agree with each other yet. Please look into the "
-                    "camera again for a few more pictures.",
-}
-MIN_ENROL_CAPTURES = 3
-MAX_ENROL_CAPTURES = 6  # then start over: more of the same eye rarely helps
-
-
-@dataclass(frozen=True)
-class Enrolment:
-    code: str
-    template: IrisTemplate | None
-    qualities: tuple[Quality, ...]
-
-    @property
-    def ok(self) -> bool:
-        return self.template is not None
-
-    @property
-    def message(self) -> str:
-        return ENROL_MESSAGES[self.code]
-
-
-def enrol(frames: list[np.ndarray], limits: QualityLimits = QualityLimits()) -> Enrolment:
-    """One fused template from several captures of the same eye (see `enrol_templates`)."""
-    extractions = [extract(frame, limits) for frame in frames]
-    templates = [e.template for e in extractions if e.template is not None]
-    return enrol_templates(templates, tuple(e.quality for e in extractions))
-
-
-def enrol_templates(templates: list[IrisTemplate], qualities: tuple[Quality, ...] = ()
-                    ) -> Enrolment:
-    """For a live enrol screen that extracts each frame as it comes (showing the quality
-    message) and keeps the good ones. Of the captures given, the three that agree best
-    with each other (every pair closer than ENROL_AGREEMENT) are fused, with any other
-    capture that agrees with all three; one blinked or badly segmented capture no longer
-    spoils the rest. `inconsistent` means: no three agree yet, take another capture (up to
-    MAX_ENROL_CAPTURES). Bits the fused captures disagree on are masked (fragile bits)."""
-    if len(templates) < MIN_ENROL_CAPTURES:
-        return Enrolment("too_few_captures", None, qualities)
-    distance, shift = _pairwise(templates)
-    chosen = best_agreeing_subset(distance)
-    if chosen is None:
-        return Enrolment("inconsistent", None, qualities)
-    centre = min(chosen, key=lambda i: distance[i, chosen].sum())
-    fused = _fuse([templates[i] for i in chosen], [int(shift[i, centre]) for i in chosen])
-    if fused.valid_bits < MIN_COMPARED_BITS * 2:
-        return Enrolment("too_few_captures", None, qualities)
-    return Enrolment("ok", fused, qualities)
-
-
-def _pairwise(templates: list[IrisTemplate]) -> tuple[np.ndarray, np.ndarray]:
-    count = len(templates)
-    distance = np.zeros((count, count))
-    shift = np.zeros((count, count), dtype=int)
-    for i in range(count):
-        for j in range(i + 1, count):
-            distance[i, j], shift[i, j] = hamming_distance(templates[i], templates[j])
-            distance[j, i], shift[j, i] = distance[i, j], -shift[i, j]
-    return distance, shift
-
-
-def best_agreeing_subset(distance: np.ndarray) -> list[int] | None:
-    """Indices of the MIN_ENROL_CAPTURES captures whose worst pair is closest, plus every
-    other capture that agrees with all of them; None when no such three agree."""
-    count = distance.shape[0]
-    best: tuple[float, tuple[int, ...]] | None = None
-    for trio in itertools.combinations(range(count), MIN_ENROL_CAPTURES):
-        worst = max(distance[i, j] for i, j in itertools.combinations(trio, 2))
-        if best is None or worst < best[0]:
-            best = (worst, trio)
-    if best is None or best[0] >= ENROL_AGREEMENT:
-        return None
-    chosen = list(best[1])
-    for other in range(count):
-        if other not in chosen and all(distance[other, i] < ENROL_AGREEMENT for i in chosen):
-            chosen.append(other)
-    return chosen
-
-
-def _fuse(templates: list[IrisTemplate], shifts: list[int]) -> IrisTemplate:
-    votes = np.zeros((BANDS, ANGLES, 2))
-    seen = np.zeros((BANDS, ANGLES, 2))
-    for template, turn in zip(templates, shifts):
-        code, mask = template.bits()
-        code, mask = np.roll(code, turn, axis=1), np.roll(mask, turn, axis=1)
-        votes += code & mask
-        seen += mask
-    ones = np.divide(votes, seen, out=np.full_like(votes, 0.5), where=seen > 0)
-    agreement = np.maximum(ones, 1 - ones)
-    enough = seen >= max(2, math.ceil(len(templates) / 2))
-    return IrisTemplate.from_bits(ones > 0.5, enough & (agreement >= 0.75))

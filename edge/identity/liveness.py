@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edge.identity.iris import Circle, find_limbus, find_pupil, refine_pupil
+from edge.identity.iris_geometry import Circle, find_limbus, find_pupil, refine_pupil
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,15 @@ from edge.assurance import Assurance, AssuranceTooLow, require
 from edge.clock import Clock
 from edge.drivers.camera import CameraSource, Illuminator
 from edge.identity.iris import (
-    MAX_ENROL_CAPTURES,
-    MIN_ENROL_CAPTURES,
     IrisTemplate,
     Quality,
-    enrol_templates,
     extract,
     gray_frame,
+)
+from edge.identity.iris_enrol import (
+    MAX_ENROL_CAPTURES,
+    MIN_ENROL_CAPTURES,
+    enrol_templates,
 )
 from edge.identity.liveness import eye_geometry, judge
 from edge.identity.models import IrisConsentRow, IrisTemplateRow

@@ -6,7 +6,7 @@ import json
 import uuid
 
 from cloud_bridge import CommandRouter
-from edge.app import request_update_handler
+from edge.wiring import request_update_handler
 from edge.clock import FakeClock
 from edge.community import RequestService
 from edge.storage import Database

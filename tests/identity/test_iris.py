@@ -11,11 +11,11 @@ from edge.identity.iris import (
     MATCH_THRESHOLD,
     QUALITY_MESSAGES,
     decide,
-    enrol,
     extract,
     hamming_distance,
     iris_quality_report,
 )
+from edge.identity.iris_enrol import enrol
 from edge.identity.templates import IrisGallery
 from simulators.camera import SyntheticIris, random_capture, render_eye
 

@@ -9,7 +9,8 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from edge.drivers.gpio import NirIlluminator
 from edge.identity import TemplateCipher
-from edge.identity.iris import enrol_templates, extract
+from edge.identity.iris import extract
+from edge.identity.iris_enrol import enrol_templates
 from edge.identity.liveness import LivenessLimits, artefact_peak, eye_geometry, judge
 from edge.identity.service import IrisService
 from simulators.camera import SimulatedCamera, SyntheticIris, random_capture, render_eye
