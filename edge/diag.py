@@ -6,153 +6,19 @@ controller through its local HTTP API (/api/diag/... on 127.0.0.1). Never both a
 """
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from typing import Any, Optional, Protocol
+from typing import Any, Optional
 
 import typer
-from rich.console import Console
 
 from edge.cli_options import settings_from
+from edge.diag_access import DiagError, console, emit_json, fail, open_diagnostics, run, who_is_asking
+from edge.diag_cameras import SIM_QR_TEXT, iris, scan
 
 diag_app = typer.Typer(no_args_is_help=True, help="Technician diagnostics of the parcel locker.")
-console = Console(highlight=False)  # numbers and phones plain, not coloured mid-text
-
-
-class DiagError(Exception):
-    """A diagnostic could not run; the message says why in one line."""
-
-
-class Diagnostics(Protocol):
-    def doors(self) -> dict[str, Any]: ...
-    def open(self, number: int, who: str) -> dict[str, Any]: ...
-    def clear_fault(self, number: int, who: str) -> dict[str, Any]: ...
-    def maintenance(self, number: int, on: bool, reason: str, who: str) -> dict[str, Any]: ...
-    def bus(self) -> dict[str, Any]: ...
-    def selftest(self) -> list[dict[str, Any]]: ...
-    def events(self, limit: int = 20) -> dict[str, Any]: ...
-
-
-class HttpDiagnostics:
-    """The running controller's /api/diag endpoints."""
-
-    def __init__(self, base_url: str, token: str, timeout_s: float = 30) -> None:
-        self._base = base_url.rstrip("/")
-        self._token = token  # the controller's local API credential (<data_dir>/api.token)
-        self._timeout_s = timeout_s
-
-    def _call(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self._base}/api/diag/{path}", data=data,
-                                         headers={"Content-Type": "application/json",
-                                                  "Authorization": f"Bearer {self._token}"},
-                                         method="GET" if body is None else "POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self._timeout_s) as reply:
-                return json.load(reply)
-        except urllib.error.HTTPError as exc:
-            try:
-                message = json.load(exc)["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = f"HTTP {exc.code}"
-            raise DiagError(f"controller refused: {message}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise DiagError(f"the running controller holds the bus but its API at {self._base} "
-                            f"does not answer ({exc})") from None
-
-    def doors(self) -> dict[str, Any]:
-        return self._call("doors")
-
-    def open(self, number: int, who: str) -> dict[str, Any]:
-        return self._call("open", {"compartment": number, "who": who})
-
-    def clear_fault(self, number: int, who: str) -> dict[str, Any]:
-        return self._call("clear-fault", {"compartment": number, "who": who})
-
-    def maintenance(self, number: int, on: bool, reason: str, who: str) -> dict[str, Any]:
-        return self._call("maintenance", {"compartment": number, "on": on, "reason": reason, "who": who})
-
-    def bus(self) -> dict[str, Any]:
-        return self._call("bus")
-
-    def selftest(self) -> list[dict[str, Any]]:
-        return self._call("selftest")["checks"]
-
-    def events(self, limit: int = 20) -> dict[str, Any]:
-        return self._call(f"events?limit={limit}")
-
-    def station(self) -> dict[str, Any]:
-        return self._call("station")
-
-
-@contextmanager
-def open_diagnostics(ctx: typer.Context) -> Iterator[tuple[Diagnostics, str]]:
-    """Diagnostics and how they are reached ("local bus" or the controller's URL)."""
-    from edge.app import local_locker_diagnostics
-    from edge.locker.buslock import BusBusy, BusLock, bus_lock_path
-
-    settings = settings_from(ctx)
-    controller_url = f"http://{settings.http.host}:{settings.http.port}"
-    if settings.locker.serial_url is None and not settings.simulate:
-        try:  # a running controller (even a simulated one) answers without any bus setting here
-            BusLock(bus_lock_path(settings.data_dir)).acquire().release()
-        except BusBusy:
-            yield HttpDiagnostics(controller_url, _api_token(settings)), "controller"
-            return
-        _fail("the controller is not running and no lock-board bus is configured "
-              "(set locker.serial_url / EDGE_LOCKER__SERIAL_URL)")
-    with ExitStack() as stack:
-        try:
-            diagnostics = stack.enter_context(local_locker_diagnostics(settings))
-        except BusBusy:
-            yield HttpDiagnostics(controller_url, _api_token(settings)), "controller"
-            return
-        yield diagnostics, "local bus"
-
-
-def _api_token(settings: Any) -> str:
-    """The running controller's local API credential: readable by its user and root only."""
-    from edge.kiosk_ui.guard import API_TOKEN_FILE
-
-    path = settings.data_dir / API_TOKEN_FILE
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:  # a controller that has not served yet; its API refuses or is silent
-        return ""
-    except OSError as exc:
-        _fail(f"cannot read the local API credential {path} ({exc.strerror}); "
-              "run as the controller's user or with sudo")
-    raise AssertionError("unreachable")
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"edge diag: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _run(ctx: typer.Context, action: str, *args: Any) -> tuple[Any, str]:
-    from edge.locker.errors import LockerError
-
-    try:
-        with open_diagnostics(ctx) as (diagnostics, via):
-            return getattr(diagnostics, action)(*args), via
-    except (DiagError, LockerError) as exc:
-        _fail(str(exc))
-    raise AssertionError("unreachable")
-
-
-def _who() -> str:
-    return os.environ.get("SUDO_USER") or getpass.getuser()
-
-
-def _emit_json(value: Any) -> None:
-    typer.echo(json.dumps(value, ensure_ascii=False, indent=2))
+diag_app.command()(scan)
+diag_app.command()(iris)
 
 
 @diag_app.command()
@@ -165,12 +31,12 @@ def doors(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
     then a summary line. Filters combine as "any of". Exit 1 when a board does not answer."""
     from edge.diag_text import door_notes, door_summary, doors_table, filter_doors, t
 
-    report, via = _run(ctx, "doors")
+    report, via = run(ctx, "doors")
     rows = filter_doors(report["compartments"], occupied=occupied, faults=faults, overdue=overdue,
                         maintenance=maintenance)
     summary = door_summary(report["compartments"])
     if as_json:
-        _emit_json({**report, "compartments": rows, "summary": summary})
+        emit_json({**report, "compartments": rows, "summary": summary})
     else:
         console.print(doors_table(rows, via))
         for note in door_notes(rows):
@@ -204,13 +70,13 @@ def _confirm_opening(row: dict[str, Any] | None, number: int, tz_name: str) -> N
     from edge.diag_text import t
 
     if not sys.stdin.isatty():
-        _fail(t("open.not_interactive", number=number))
+        fail(t("open.not_interactive", number=number))
     if row is not None:
         console.print(_inside_words(row, number, tz_name), markup=False)
     if not typer.confirm(t("open.confirm", number=number)):
-        _fail(t("open.declined"), 1)
+        fail(t("open.declined"), 1)
     if row is not None and row.get("parcel") and not typer.confirm(t("open.confirm_again")):
-        _fail(t("open.declined"), 1)
+        fail(t("open.declined"), 1)
 
 
 @diag_app.command("open")
@@ -228,16 +94,16 @@ def open_door(ctx: typer.Context, number: int = typer.Argument(..., help="compar
         with open_diagnostics(ctx) as (diagnostics, via):
             rows = {c["number"]: c for c in diagnostics.doors()["compartments"]}
             if number not in rows:
-                _fail(t("not_found", number=number))
+                fail(t("not_found", number=number))
             if not yes:
                 _confirm_opening(rows.get(number), number, tz_name)
             elif not as_json:  # no question, but the technician still sees what the door exposes
                 console.print(_inside_words(rows[number], number, tz_name), markup=False)
-            result = diagnostics.open(number, who or _who())
+            result = diagnostics.open(number, who or who_is_asking())
     except (DiagError, LockerError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
-        _emit_json(result)
+        emit_json(result)
     elif result["opened"]:
         console.print(t("open.done", number=number, attempts=result["attempts"], via=t(f"via.{via}")), markup=False)
     else:
@@ -255,7 +121,7 @@ def clear_fault(ctx: typer.Context, number: int = typer.Argument(..., help="comp
 
     if not yes and not typer.confirm(t("clear.confirm", number=number)):
         raise typer.Exit(1)
-    _run(ctx, "clear_fault", number, who or _who())
+    run(ctx, "clear_fault", number, who or who_is_asking())
     console.print(t("clear.done", number=number), markup=False)
 
 
@@ -268,12 +134,12 @@ def maintenance(ctx: typer.Context, number: int = typer.Argument(..., help="comp
     """Take a compartment out of service for maintenance (never assigned to a deposit; a
     parcel inside stays collectable) or put it back. Audited."""
     if switch not in ("on", "off"):
-        _fail("say on (out of service) or off (back in service)")
+        fail("say on (out of service) or off (back in service)")
     if switch == "on" and not reason.strip():
-        _fail("--reason is required to take a compartment out of service")
-    result, via = _run(ctx, "maintenance", number, switch == "on", reason, who or _who())
+        fail("--reason is required to take a compartment out of service")
+    result, via = run(ctx, "maintenance", number, switch == "on", reason, who or who_is_asking())
     if as_json:
-        _emit_json(result)
+        emit_json(result)
     elif result["maintenance"]:
         inside = "; the parcel inside stays collectable" if result["parcel_inside"] else ""
         console.print(f"compartment {number} is out of service for maintenance ({result['reason']}){inside} "
@@ -287,9 +153,9 @@ def bus(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> No
     """Scan the bus: which boards answer. Exit 1 when a configured board is missing."""
     from edge.diag_text import t
 
-    scan, via = _run(ctx, "bus")
+    scan, via = run(ctx, "bus")
     if as_json:
-        _emit_json(scan)
+        emit_json(scan)
     else:
         console.print(t("bus.boards", configured=scan["configured"], answering=scan["answering"],
                         via=t(f"via.{via}")), markup=False)
@@ -313,16 +179,16 @@ def selftest(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
     not a failure)."""
     from edge.diag_text import checks_table, t
 
-    checks, via = _run(ctx, "selftest")
+    checks, via = run(ctx, "selftest")
     if via == "local bus":  # no controller: the station's checks from here (the controller adds its own)
         from edge.app import build_camera
         from edge.station_checks import offline_checks
 
         settings = settings_from(ctx)
         checks += offline_checks(settings, settings.database_path,
-                                 lambda purpose: build_camera(settings, purpose, sim_qr_text=_SIM_QR_TEXT))
+                                 lambda purpose: build_camera(settings, purpose, sim_qr_text=SIM_QR_TEXT))
     if as_json:
-        _emit_json(checks)
+        emit_json(checks)
     else:
         console.print(checks_table(checks, t("selftest.title", via=t(f"via.{via}"))))
     if any(check["ok"] is False for check in checks):
@@ -336,9 +202,9 @@ def events(ctx: typer.Context, limit: int = typer.Option(20, "--limit", min=1, m
     site's time zone (--json: UTC)."""
     from edge.diag_text import cells, compact_table, local_time, shorten, t
 
-    recent, via = _run(ctx, "events", limit)
+    recent, via = run(ctx, "events", limit)
     if as_json:
-        _emit_json(recent)
+        emit_json(recent)
         return
     tz_name = settings_from(ctx).site.timezone
     audit_table = compact_table(t("events.audit", via=t(f"via.{via}"), tz=tz_name))
@@ -374,16 +240,16 @@ def export(ctx: typer.Context,
 
     settings = settings_from(ctx)
     if fmt not in EXPORT_FORMATS:
-        _fail(f"--format must be one of {', '.join(EXPORT_FORMATS)}")
+        fail(f"--format must be one of {', '.join(EXPORT_FORMATS)}")
     start, end = _moment(since, settings, end_of_day=False), None
     if until is not None:
         end = _moment(until, settings, end_of_day=True)
     if not settings.database_path.is_file():
-        _fail(f"no database at {settings.database_path} (set EDGE_DATA_DIR)")
+        fail(f"no database at {settings.database_path} (set EDGE_DATA_DIR)")
     db = Database(settings.database_path)
     try:
         if end is not None and end <= start:
-            _fail("--until is before --since")
+            fail("--until is before --since")
         lines = export_lines(records(db, start, end), fmt)
         if output is None:
             for line in lines:
@@ -407,7 +273,7 @@ def _moment(text: str, settings: Any, *, end_of_day: bool) -> Any:
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            _fail(f"not a date or time: {text!r} (use YYYY-MM-DD)")
+            fail(f"not a date or time: {text!r} (use YYYY-MM-DD)")
             raise AssertionError("unreachable") from None
         return moment if moment.tzinfo else moment.replace(tzinfo=zone)
     start = datetime.combine(day, time(0), tzinfo=zone)
@@ -422,7 +288,7 @@ def security(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
 
     checks = security_checks(settings_from(ctx))
     if as_json:
-        _emit_json(checks)
+        emit_json(checks)
     else:
         from edge.diag_text import checks_table, t
 
@@ -432,137 +298,3 @@ def security(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
 
 
 # --- identification: QR decoding and the iris camera ---------------------------------------
-
-_SIM_QR_TEXT = "EDGE-DIAG-SCAN"  # what the simulated camera shows to `diag scan` in simulate mode
-
-
-def _shown_code(text: str) -> str:
-    """A decoded text as the technician sees it: pickup and personal tokens are credentials,
-    so only their kind, start and length are shown."""
-    from edge.identity.tokens import token_kind
-
-    kind = token_kind(text)
-    return text if kind is None else f"<{kind} token {text[:6]}… {len(text)} chars>"
-
-
-def _scan_images(paths: list[str]) -> list[dict[str, Any]]:
-    from edge.drivers.qr import QrDecoder, decode_image_file
-
-    decoder, found = QrDecoder(), []
-    for path in paths:
-        try:
-            codes = decode_image_file(path, decoder)
-        except ValueError as exc:
-            found.append({"source": path, "error": str(exc), "codes": []})
-            continue
-        found.append({"source": path, "codes": [_shown_code(t) for t, _ in codes],
-                      "ms": round(codes[0][1], 1) if codes else None})
-    return found
-
-
-def _scan_camera(ctx: typer.Context, frames: int) -> list[dict[str, Any]]:
-    import time
-
-    from edge.drivers.qr import QrDecoder
-
-    camera = _camera(ctx, "qr")
-    decoder, found = QrDecoder(), []
-    try:
-        for index in range(frames):
-            frame = camera.read()
-            if frame is None:
-                found.append({"source": f"frame {index + 1}", "error": "no frame from the camera",
-                              "codes": []})
-                continue
-            started = time.perf_counter()
-            texts = decoder.decode(frame)
-            found.append({"source": f"frame {index + 1}", "codes": [_shown_code(t) for t in texts],
-                          "ms": round((time.perf_counter() - started) * 1000, 1)})
-    finally:
-        camera.close()
-    return found
-
-
-def _camera(ctx: typer.Context, purpose: str) -> Any:
-    """The configured camera for "qr" or "iris"; in simulate mode with none configured, a
-    simulated one showing a test code or a synthetic eye."""
-    from edge.app import build_camera
-
-    settings = settings_from(ctx)
-    camera = build_camera(settings, purpose, sim_qr_text=_SIM_QR_TEXT)
-    if camera is None and not settings.simulate and _running_station_is_simulated(settings):
-        camera = build_camera(settings_from(ctx, simulate=True), purpose, sim_qr_text=_SIM_QR_TEXT)
-    if camera is None:
-        setting = "identity.qr_camera" if purpose == "qr" else "identity.iris_camera"
-        _fail(f"no {purpose} camera configured (set {setting})")
-    return camera
-
-
-def _running_station_is_simulated(settings: Any) -> bool:
-    """A controller started with --simulate has simulated cameras and no camera settings:
-    diag then looks through a simulated camera of its own, as the station does."""
-    try:
-        from edge.kiosk_ui.guard import API_TOKEN_FILE
-
-        token = settings.data_dir / API_TOKEN_FILE
-        station = HttpDiagnostics(f"http://{settings.http.host}:{settings.http.port}",
-                                  token.read_text().strip() if token.is_file() else "", timeout_s=5).station()
-    except (DiagError, OSError):
-        return False
-    return bool(station.get("simulate"))
-
-
-@diag_app.command()
-def scan(ctx: typer.Context,
-         image: Optional[list[str]] = typer.Option(None, "--image", help="image file(s) to decode"),
-         frames: int = typer.Option(5, "--frames", min=1, max=300, help="live frames without --image"),
-         as_json: bool = typer.Option(False, "--json")) -> None:
-    """Decode QR codes in image files, or in live frames from the QR camera; ms per image."""
-    found = _scan_images(image) if image else _scan_camera(ctx, frames)
-    if as_json:
-        _emit_json(found)
-    else:
-        from edge.diag_text import cells, compact_table, t
-
-        table = compact_table(t("scan.title"))
-        for column in (t("col.source"), t("col.found"), "ms"):
-            table.add_column(column, overflow="fold")
-        for row in found:
-            table.add_row(*cells(row["source"], row.get("error") or "\n".join(row["codes"]) or t("scan.none"),
-                                 "" if row.get("ms") is None else row["ms"]))
-        console.print(table)
-    if any("error" in row for row in found):
-        raise typer.Exit(1)
-
-
-@diag_app.command()
-def iris(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Check the iris camera: capture one frame and show the quality gates' figures."""
-    import time
-
-    from edge.identity.iris import iris_quality_report
-
-    camera = _camera(ctx, "iris")
-    try:
-        started = time.perf_counter()
-        frame = camera.read()
-        capture_ms = round((time.perf_counter() - started) * 1000, 1)
-    finally:
-        camera.close()
-    if frame is None:
-        _fail("the iris camera gave no frame (unplugged, busy, or wrong identity.iris_camera)", 1)
-    started = time.perf_counter()
-    report = iris_quality_report(frame)
-    report.update(frame=f"{frame.shape[1]}x{frame.shape[0]}", capture_ms=capture_ms,
-                  quality_ms=round((time.perf_counter() - started) * 1000, 1))
-    if as_json:
-        _emit_json(report)
-        return
-    from edge.diag_text import cells, compact_table, t
-
-    table = compact_table(t("iris.title"))
-    table.add_column(t("col.figure"), overflow="fold")
-    table.add_column(t("col.value"), overflow="fold")
-    for key, value in report.items():
-        table.add_row(*cells(key, value))
-    console.print(table)

@@ -27,6 +27,7 @@ def diag(env: dict[str, str], *args: str, input: str | None = None) -> Any:
 def logs_on_stderr() -> Iterator[None]:
     """The in-process controller's log lines must not land in the CLI's captured stdout (in
     the field they are two processes). Modules use it with pytest.mark.usefixtures."""
+    structlog.reset_defaults()  # whatever an earlier test configured (processors included)
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.__stderr__))
     yield
     structlog.reset_defaults()
