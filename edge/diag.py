@@ -133,19 +133,22 @@ def maintenance(ctx: typer.Context, number: int = typer.Argument(..., help="comp
                 who: Optional[str] = typer.Option(None, "--who", help="technician name for the audit")) -> None:
     """Take a compartment out of service for maintenance (never assigned to a deposit; a
     parcel inside stays collectable) or put it back. Audited."""
+    from edge.diag_text import t
+
     if switch not in ("on", "off"):
-        fail("say on (out of service) or off (back in service)")
+        fail(t("maintenance.say_on_off"))
     if switch == "on" and not reason.strip():
-        fail("--reason is required to take a compartment out of service")
+        fail(t("maintenance.reason"))
     result, via = run(ctx, "maintenance", number, switch == "on", reason, who or who_is_asking())
     if as_json:
         emit_json(result)
     elif result["maintenance"]:
-        inside = "; the parcel inside stays collectable" if result["parcel_inside"] else ""
-        console.print(f"compartment {number} is out of service for maintenance ({result['reason']}){inside} "
-                      f"(via {via})")
+        inside = t("maintenance.inside") if result["parcel_inside"] else ""
+        console.print(t("maintenance.on", number=number, reason=result["reason"], inside=inside,
+                        via=t(f"via.{via}")),
+                      markup=False)
     else:
-        console.print(f"compartment {number} is back in service (via {via})")
+        console.print(t("maintenance.off", number=number, via=t(f"via.{via}")), markup=False)
 
 
 @diag_app.command()

@@ -40,6 +40,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "fault.line": ("compartment {number} fault: {fault}", "{number} 号格口故障：{fault}"),
     "maintenance.line": ("compartment {number} out of service for maintenance: {reason}", "{number} 号格口停用维护：{reason}"),
     "overdue": ("overdue", "超期"),
+    "maintenance.on": ("compartment {number} is out of service for maintenance ({reason}){inside} (via {via})",
+                       "{number} 号格口已停用维护（{reason}）{inside}（经由{via}）"),
+    "maintenance.inside": ("; the parcel inside stays collectable", "；格内包裹仍可取出"),
+    "maintenance.off": ("compartment {number} is back in service (via {via})", "{number} 号格口已恢复使用（经由{via}）"),
+    "maintenance.say_on_off": ("say on (out of service) or off (back in service)", "请写 on（停用）或 off（恢复）"),
+    "maintenance.reason": ("--reason is required to take a compartment out of service", "停用格口须写明原因：--reason"),
     # states
     "state.free": ("free", "空闲"),
     "state.occupied": ("stored", "有包裹"),
