@@ -24,9 +24,14 @@ from pydantic_settings import (
 from edge.drivers.lockboard.kerong import REPLY_TIMEOUT_S
 from edge.settings_sections import (
     BackupSettings,
+    CommunitySettings,
     CompartmentSpec,
     CourierEntry,
+    GpioSettings,
     JournalSettings,
+    KioskSettings,
+    OutboxSettings,
+    RecordsSettings,
     Size,  # noqa: F401  (re-exported: edge.locker.deposits imports it from here)
     UpdateSettings,
 )
@@ -285,36 +290,6 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-class OutboxSettings(_Section):
-    """The outbox's storage budget (ADR 0031): durable events are never dropped; when the
-    budget is spent, telemetry goes first (oldest first, counted) and then new work is refused."""
-
-    max_pending_rows: int = Field(500_000, ge=100)
-    max_pending_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024)
-    telemetry_max_age_s: float = Field(7 * 24 * 3600, gt=0)
-    published_tail_rows: int = Field(1000, ge=0)  # published rows kept for diagnostics
-    # Published rows are also kept this long, so the platform can ask for a range again
-    # (`outbox.replay`) when a gap persists on its side (ADR 0161).
-    keep_published_days: float = Field(7, ge=0)
-
-
-class GpioSettings(_Section):
-    enabled: bool = False  # off the Pi there are no pins; --simulate uses gpiozero's MockFactory
-    presence_pin: int = 17
-    buzzer_pin: int = 27
-    light_pin: int = 22
-
-
-class KioskSettings(_Section):
-    idle_timeout_s: float = Field(90, gt=0)
-    idle_warning_s: float = Field(25, ge=20)
-    default_language: Literal["zh_CN", "en"] = "zh_CN"
-
-
-class CommunitySettings(_Section):
-    emergency_callback_minutes: int = Field(10, ge=1)  # promised on screen after the emergency button
-
-
 class IdentitySettings(_Section):
     resident_token_public_key: Path | None = None  # the platform's Ed25519 public key (PEM)
     qr_camera: str | None = None  # OpenCV device index or URL
@@ -329,15 +304,6 @@ class IdentitySettings(_Section):
     otp_attempt_limit: int = Field(5, ge=1)
     otp_window_s: float = Field(600, gt=0)
     otp_cooldown_s: float = Field(300, gt=0)
-
-
-class RecordsSettings(_Section):
-    """Operation records (the audit trail): kept this long at this site, then purged in
-    batches by the scheduler; the purge itself is audited (ADR 0135)."""
-
-    retention_days: int = Field(180, ge=1)
-    purge_batch_rows: int = Field(2000, ge=1)
-    purge_every_s: float = Field(3600, gt=0)
 
 
 class Settings(BaseSettings):

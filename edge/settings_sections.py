@@ -1,6 +1,7 @@
 """Settings sections that stand on their own, re-exported by edge.settings (read its
 docstring for where values come from): the base of every section, the locker layout's
-entries (compartment, courier) and the operations sections (backups, updates, journal).
+entries (compartment, courier), the operations sections (backups, updates, journal) and
+the small sections of the outbox, GPIO, kiosk, community and operation records.
 """
 from __future__ import annotations
 
@@ -68,3 +69,42 @@ class JournalSettings(Section):
 
     mode: Literal["auto", "on", "off"] = "auto"  # auto: journald when JOURNAL_STREAM is set
     socket: Path = Path("/run/systemd/journal/socket")
+
+
+class OutboxSettings(Section):
+    """The outbox's storage budget (ADR 0031): durable events are never dropped; when the
+    budget is spent, telemetry goes first (oldest first, counted) and then new work is refused."""
+
+    max_pending_rows: int = Field(500_000, ge=100)
+    max_pending_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024)
+    telemetry_max_age_s: float = Field(7 * 24 * 3600, gt=0)
+    published_tail_rows: int = Field(1000, ge=0)  # published rows kept for diagnostics
+    # Published rows are also kept this long, so the platform can ask for a range again
+    # (`outbox.replay`) when a gap persists on its side (ADR 0161).
+    keep_published_days: float = Field(7, ge=0)
+
+
+class GpioSettings(Section):
+    enabled: bool = False  # off the Pi there are no pins; --simulate uses gpiozero's MockFactory
+    presence_pin: int = 17
+    buzzer_pin: int = 27
+    light_pin: int = 22
+
+
+class KioskSettings(Section):
+    idle_timeout_s: float = Field(90, gt=0)
+    idle_warning_s: float = Field(25, ge=20)
+    default_language: Literal["zh_CN", "en"] = "zh_CN"
+
+
+class CommunitySettings(Section):
+    emergency_callback_minutes: int = Field(10, ge=1)  # promised on screen after the emergency button
+
+
+class RecordsSettings(Section):
+    """Operation records (the audit trail): kept this long at this site, then purged in
+    batches by the scheduler; the purge itself is audited (ADR 0135)."""
+
+    retention_days: int = Field(180, ge=1)
+    purge_batch_rows: int = Field(2000, ge=1)
+    purge_every_s: float = Field(3600, gt=0)

@@ -3,6 +3,7 @@
 Deposits, pickups and upkeep all open doors and read the live picture through one `Doors`;
 it owns the lock that serialises the locker's rules, the subscribers, the unlock with its
 audit row, door faults, the left-open alarm, and feeding board status reads into the rules.
+Maintenance records are written by edge/locker/maintenance.py, under this lock.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from edge.clock import Clock, iso_utc
+from edge.clock import Clock
 from edge.drivers.lockboard.base import (
     UNKNOWN_LOCK,
     BoardStatus,
@@ -26,9 +27,15 @@ from edge.drivers.lockboard.base import (
     LockState,
     UnlockResult,
 )
-from edge.locker.errors import BoardUnreachable, DoorDidNotOpen, InvalidInput, LockerError, NotFound
+from edge.locker import maintenance
+from edge.locker.errors import BoardUnreachable, DoorDidNotOpen, LockerError, NotFound
 from edge.locker.models import Compartment, Deposit, Parcel, Send
-from edge.locker.views import LIVE_DEPOSIT_STATES, LIVE_PARCEL_STATES, LIVE_SEND_STATES
+from edge.locker.views import (
+    LIVE_DEPOSIT_STATES,
+    LIVE_PARCEL_STATES,
+    LIVE_SEND_STATES,
+    describe_compartment,
+)
 from edge.logs import get_logger
 from edge.settings import CompartmentSpec, LockerSettings
 from edge.storage import Actor, Database, audit, record_event
@@ -135,8 +142,8 @@ class Doors:
             sends = {x.compartment: x for x in s.scalars(select(Send).where(Send.state.in_(LIVE_SEND_STATES)))}
         with self.lock:
             live = dict(self.live)
-        return [_describe(row, live.get(row.number, UNKNOWN_LOCK), parcels.get(row.number),
-                          deposits.get(row.number), sends.get(row.number))
+        return [describe_compartment(row, live.get(row.number, UNKNOWN_LOCK), parcels.get(row.number),
+                                     deposits.get(row.number), sends.get(row.number))
                 for row in rows if row.number in self.layout]
 
     def read(self, board: int) -> BoardStatus:
@@ -235,38 +242,18 @@ class Doors:
         """A technician has repaired a compartment: back in service."""
         self.compartment_location(number)
         with self.lock, self.db.write() as s:
-            row = s.get(Compartment, number)
-            audit(s, Actor.TECHNICIAN, "clear_fault", "ok", actor_id=who, target=f"compartment:{number}",
-                  detail={"fault": row.fault}, clock=self.clock)
-            row.fault, row.fault_at = None, None
+            maintenance.clear_fault(s, number, who, self.clock)
 
     def set_maintenance(self, number: int, on: bool, reason: str, actor: Actor,
                         actor_id: str) -> dict[str, Any]:
-        """Take a compartment out of service (never assigned again until back) or put it back.
-        A parcel already inside stays collectable: only new deposits are kept away."""
+        """Take a compartment out of service (never assigned again until back) or put it back."""
         self.compartment_location(number)
-        reason = (reason or "").strip()[:200]
-        if on and not reason:
-            raise InvalidInput("bad_reason", "say why the compartment goes out of service")
+        reason = maintenance.clean_reason(reason, on)
         pending = Pending()
         with self.lock, self.db.write() as s:
-            row = s.get(Compartment, number)
-            was = row.maintenance
-            row.maintenance = reason if on else None
-            row.maintenance_at = self.clock.now() if on else None
-            row.maintenance_by = actor_id[:64] if on else None
-            parcel_inside = s.scalar(select(func.count()).select_from(Parcel).where(
-                Parcel.compartment == number, Parcel.state.in_(LIVE_PARCEL_STATES))) > 0
-            audit(s, actor, "maintenance", "on" if on else "off", actor_id=actor_id,
-                  target=f"compartment:{number}",
-                  detail={"reason": reason, "was": was, "parcel_inside": parcel_inside}, clock=self.clock)
-            data = {"compartment": number, "maintenance": on, "reason": reason or None,
-                    "actor": actor.value, "parcel_inside": parcel_inside}
-            record_event(s, "compartment.maintenance_changed", data, clock=self.clock)
-            pending.add("compartment.maintenance_changed", data)
+            result = maintenance.set_maintenance(s, number, on, reason, actor, actor_id, self.clock, pending.add)
         self.notify(pending)
-        return {"compartment": number, "maintenance": on, "reason": reason or None,
-                "parcel_inside": parcel_inside}
+        return result
 
     def choose_free(self, size: str, exclude: list[int]) -> int | None:
         with self.db.read() as s:
@@ -394,36 +381,3 @@ class Doors:
                                       item=None, opened_at=None, left_open_alerted=False))
                 else:
                     row.board, row.lock, row.size, row.enabled = spec.board, spec.lock, spec.size, spec.enabled
-
-
-def _describe(row: Compartment, state: LockState, parcel: Parcel | None,
-              deposit: Deposit | None, send: Send | None = None) -> dict[str, Any]:
-    if not row.enabled:
-        use = "disabled"
-    elif row.fault:
-        use = "fault"
-    elif row.maintenance and parcel is None and deposit is None and send is None:
-        use = "maintenance"  # with a parcel inside, the parcel's state shows (it stays collectable)
-    elif state.latch is Latch.UNKNOWN:
-        use = "unknown"
-    elif deposit is not None:
-        use = "deposit"
-    elif send is not None:
-        use = "send"  # an outgoing parcel (or its door) holds the compartment
-    elif parcel is not None:
-        use = {"stored": "occupied", "pickup_open": "pickup", "refusing": "pickup", "refused": "refused",
-               "return_open": "return"}[parcel.state]
-    else:
-        use = "free"
-    return {
-        "number": row.number, "board": row.board, "lock": row.lock, "size": row.size,
-        "latch": state.latch.value, "item": state.item, "state": use, "fault": row.fault,
-        "maintenance": row.maintenance,
-        "parcel": None if parcel is None else {
-            "parcel_id": parcel.id, "phone_masked": parcel.phone_masked,
-            "deposited_at": iso_utc(parcel.deposited_at), "overdue": parcel.overdue,
-            "state": parcel.state,
-        },
-        "deposit_id": deposit.id if deposit else None,
-        "send": None if send is None else {"send_id": send.id, "company": send.company, "state": send.state},
-    }

@@ -1,8 +1,16 @@
-"""What the locker service hands to adapters (kiosk UI, JSON API, cloud bridge)."""
+"""What the locker service hands to adapters (kiosk UI, JSON API, cloud bridge), and one
+compartment as the bridge and the UI describe it (`describe_compartment`)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from edge.clock import iso_utc
+from edge.drivers.lockboard.base import Latch
+
+if TYPE_CHECKING:
+    from edge.drivers.lockboard.base import LockState
+    from edge.locker.models import Compartment, Deposit, Parcel, Send
 
 # Deposit states: opening (row written, door being unlocked), door_open, empty_closed (door
 # closed with no item seen: courier may reopen or cancel), deposited, cancelled, failed.
@@ -64,3 +72,36 @@ class SendView:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def describe_compartment(row: Compartment, state: LockState, parcel: Parcel | None,
+                         deposit: Deposit | None, send: Send | None = None) -> dict[str, Any]:
+    if not row.enabled:
+        use = "disabled"
+    elif row.fault:
+        use = "fault"
+    elif row.maintenance and parcel is None and deposit is None and send is None:
+        use = "maintenance"  # with a parcel inside, the parcel's state shows (it stays collectable)
+    elif state.latch is Latch.UNKNOWN:
+        use = "unknown"
+    elif deposit is not None:
+        use = "deposit"
+    elif send is not None:
+        use = "send"  # an outgoing parcel (or its door) holds the compartment
+    elif parcel is not None:
+        use = {"stored": "occupied", "pickup_open": "pickup", "refusing": "pickup", "refused": "refused",
+               "return_open": "return"}[parcel.state]
+    else:
+        use = "free"
+    return {
+        "number": row.number, "board": row.board, "lock": row.lock, "size": row.size,
+        "latch": state.latch.value, "item": state.item, "state": use, "fault": row.fault,
+        "maintenance": row.maintenance,
+        "parcel": None if parcel is None else {
+            "parcel_id": parcel.id, "phone_masked": parcel.phone_masked,
+            "deposited_at": iso_utc(parcel.deposited_at), "overdue": parcel.overdue,
+            "state": parcel.state,
+        },
+        "deposit_id": deposit.id if deposit else None,
+        "send": None if send is None else {"send_id": send.id, "company": send.company, "state": send.state},
+    }
