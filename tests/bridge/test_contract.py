@@ -12,7 +12,7 @@ from cloud_bridge import contract
 from cloud_bridge.bridge import Topics
 from cloud_bridge.commands import REPLY_TYPE
 
-CONTRACT_EVENT_TYPES = [  # named in /work/shared/protocols/mqtt-contract.md
+CONTRACT_EVENT_TYPES = [  # named in ../shared/protocols/mqtt-contract.md
     "parcel.deposited", "parcel.collected", "parcel.overdue", "parcel.returned", "door.opened",
     "door.closed", "door.left_open", "door.fault", "booking.requested", "booking.cancelled",
     "signin.recorded", "request.submitted", "feedback.submitted",

@@ -1,6 +1,6 @@
 """Driver for Kerong KR-CU16 lock boards on one RS-485 bus.
 
-Protocol: /work/shared/protocols/lockboard-kerong-cu16.md. Every exchange runs on the port
+Protocol: ../shared/protocols/lockboard-kerong-cu16.md. Every exchange runs on the port
 owner thread (see port.py); the policy that strings exchanges together (retries, unlock
 confirmation) runs in the caller's thread, so other callers' reads slip in between steps.
 """
