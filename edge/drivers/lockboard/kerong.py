@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import serial
-import serial.rs485
 
-from .base import LOCKS_PER_BOARD, BoardStatus, BusError, Latch, LockState, UnlockResult
-from .port import PortOwner
+from .base import LOCKS_PER_BOARD, BoardStatus, Latch, LockState, UnlockResult
+from .port import PortOwner, open_at_start, open_rs485_port
 from .protocol import (
     BUS_QUERY,
     MAX_LOCK_INDEX,
@@ -140,7 +139,7 @@ class KerongBus:
         self._settings = settings
         self._owner = PortOwner(settings.url, self._open_port, gap_s=settings.unlock_gap_s,
                                 call_timeout_s=settings.call_timeout_s)
-        self._open_at_start()
+        open_at_start(self._owner)
 
     @property
     def boards(self) -> tuple[int, ...]:
@@ -253,20 +252,4 @@ class KerongBus:
 
     def _open_port(self) -> serial.SerialBase:
         s = self._settings
-        port = serial.serial_for_url(s.url, baudrate=s.baudrate, bytesize=serial.EIGHTBITS,
-                                     parity=serial.PARITY_NONE, stopbits=serial.STOPBITS_ONE,
-                                     timeout=s.reply_timeout_s, exclusive=True, do_not_open=True)
-        if s.rs485_rts:
-            port.rs485_mode = serial.rs485.RS485Settings(rts_level_for_tx=True, rts_level_for_rx=False)
-        port.open()
-        return port
-
-    def _open_at_start(self) -> None:
-        """Fail now on a setting the port can never accept; a missing device may still come."""
-        try:
-            self._owner.call(lambda port: None)
-        except BusError as exc:
-            if isinstance(exc.__cause__, ValueError):
-                self._owner.close()
-                raise
-            log.warning("%s; every call will try to open it again", exc)
+        return open_rs485_port(s.url, s.baudrate, s.reply_timeout_s, s.rs485_rts)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import serial
+import serial.rs485
 
 from .base import BusError
 
@@ -143,3 +144,25 @@ class PortOwner:
             if job.future.set_running_or_notify_cancel():
                 job.future.set_exception(BusError(f"lock-board bus {self._name} closed"))
         self._drop_port()
+
+
+def open_rs485_port(url: str, baudrate: int, reply_timeout_s: float, rs485_rts: bool) -> serial.SerialBase:
+    """A lock-board line, 8N1, exclusive: any pyserial URL (device, PTY, socket://)."""
+    port = serial.serial_for_url(url, baudrate=baudrate, bytesize=serial.EIGHTBITS,
+                                 parity=serial.PARITY_NONE, stopbits=serial.STOPBITS_ONE,
+                                 timeout=reply_timeout_s, exclusive=True, do_not_open=True)
+    if rs485_rts:
+        port.rs485_mode = serial.rs485.RS485Settings(rts_level_for_tx=True, rts_level_for_rx=False)
+    port.open()
+    return port
+
+
+def open_at_start(owner: PortOwner) -> None:
+    """Fail now on a setting the port can never accept; a missing device may still come."""
+    try:
+        owner.call(lambda port: None)
+    except BusError as exc:
+        if isinstance(exc.__cause__, ValueError):
+            owner.close()
+            raise
+        log.warning("%s; every call will try to open it again", exc)
