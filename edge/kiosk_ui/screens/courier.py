@@ -194,32 +194,30 @@ def outgoing() -> Any:
 
 @bp.post("/refused/<parcel_id>")
 def take_back_refused(parcel_id: str) -> Any:
-    """A parcel the resident refused, back to the courier who brought it."""
+    """A parcel the resident refused, back to its courier company."""
+    return _open_for_courier(lambda locker, courier_id: locker.return_parcel(courier_id, parcel_id))
+
+
+@bp.post("/outgoing/<send_id>")
+def collect_outgoing(send_id: str) -> Any:
+    """A resident's outgoing parcel, collected by a courier of its company."""
+    return _open_for_courier(lambda locker, courier_id: locker.collect_send(courier_id, send_id))
+
+
+def _open_for_courier(open_door: Any) -> Any:
+    """Open a door for the logged-in courier on the outgoing screen; say which, or why not."""
     from edge.locker.errors import LockerError
 
     if "courier_id" not in session:
         return redirect(url_for("courier.identify"))
     try:
-        view = service("locker").return_parcel(session["courier_id"], parcel_id)
+        view = open_door(service("locker"), session["courier_id"])
     except LockerError as exc:
         flash(error_message(exc), "error")
         return redirect(url_for("courier.outgoing"))
     flash(_("Door %(number)s is open. Take the parcel out and close the door.", number=view.compartment),
           "success")
     return redirect(url_for("courier.outgoing"))
-
-
-@bp.post("/outgoing/<send_id>")
-def collect_outgoing(send_id: str) -> Any:
-    from edge.locker.errors import LockerError
-
-    if "courier_id" not in session:
-        return redirect(url_for("courier.identify"))
-    try:
-        view = service("locker").collect_send(session["courier_id"], send_id)
-    except LockerError as exc:
-        flash(error_message(exc), "error")
-        return redirect(url_for("courier.outgoing"))
     flash(_("Door %(number)s is open. Take the parcel out and close the door.", number=view.compartment),
           "success")
     return redirect(url_for("courier.outgoing"))
