@@ -211,15 +211,9 @@ class CloudSimulator:
     def _open_secret(self, envelope: dict[str, Any]) -> None:
         """What the platform does with parcel.deposited: open the sealed code to text it to
         the resident. The demo prints it, since no SMS is sent."""
-        from edge.identity.sealing import SealError, unseal
-
         data = envelope.get("data") or {}
-        if self.platform_key is None or not isinstance(data.get("secret"), str):
-            return
-        try:
-            opened = unseal(self.platform_key, data["secret"], str(envelope.get("message_id")))
-        except SealError as exc:
-            self._violation(f"parcel.deposited {data.get('parcel_id')}: {exc}")
+        opened = self._unsealed(envelope, f"parcel.deposited {data.get('parcel_id')}")
+        if opened is None:
             return
         print(f"[simulated cloud] SMS to {data.get('phone_masked')}: parcel in compartment "
               f"{data.get('compartment')}, pickup code {opened.get('pickup_code')}", flush=True)
@@ -228,19 +222,27 @@ class CloudSimulator:
     def _text_one_time_code(self, envelope: dict[str, Any]) -> None:
         """What the platform does with identity.otp_requested: open the sealed code and text
         it to the resident's phone. The demo prints it, since no SMS is sent."""
-        from edge.identity.sealing import SealError, unseal
-
         data = envelope.get("data") or {}
-        if self.platform_key is None or not isinstance(data.get("secret"), str):
-            return
-        try:
-            opened = unseal(self.platform_key, data["secret"], str(envelope.get("message_id")))
-        except SealError as exc:
-            self._violation(f"identity.otp_requested {data.get('resident_id')}: {exc}")
+        opened = self._unsealed(envelope, f"identity.otp_requested {data.get('resident_id')}")
+        if opened is None:
             return
         print(f"[simulated cloud] SMS to resident {data.get('resident_id')}: your code is "
               f"{opened.get('otp')}", flush=True)
         self.one_time_codes[str(data.get("resident_id"))] = str(opened.get("otp"))  # after the print
+
+    def _unsealed(self, envelope: dict[str, Any], what: str) -> dict[str, Any] | None:
+        """The event's sealed secret opened with the platform key; None without a key or a
+        secret, or (recorded as a violation) when it does not open."""
+        from edge.identity.sealing import SealError, unseal
+
+        data = envelope.get("data") or {}
+        if self.platform_key is None or not isinstance(data.get("secret"), str):
+            return None
+        try:
+            return unseal(self.platform_key, data["secret"], str(envelope.get("message_id")))
+        except SealError as exc:
+            self._violation(f"{what}: {exc}")
+            return None
 
     def _join_voice_chunk(self, data: dict[str, Any]) -> None:
         """What the platform does with request.voice_chunk: keep each piece; once all `count`
