@@ -6,6 +6,8 @@ pairs is the locker layout's job, not the driver's. Drivers never know about par
 from __future__ import annotations
 
 import enum
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -73,3 +75,19 @@ class LockBoardBus(Protocol):
 class BusError(Exception):
     """The port itself failed (unplugged adapter, bad URL). Board silence is not an
     exception: it is a BoardStatus with reachable=False."""
+
+
+def unlock_confirmed(board: int, lock: int, pulse_and_read: Callable[[], BoardStatus]) -> UnlockResult:
+    """The unlock rule every lock-board family follows (ADR 0011): pulse, read the latch; pulse
+    once more only while the latch still reads closed; silence is no licence to pulse again."""
+    for attempt in (1, 2):
+        status = pulse_and_read()
+        state = status.locks[lock]
+        if state.latch is Latch.OPEN:
+            return UnlockResult(board, lock, True, attempt, state)
+        if state.latch is Latch.UNKNOWN:
+            return UnlockResult(board, lock, False, attempt, state, status.error)
+        logging.getLogger("edge.drivers.lockboard").warning(
+            "board %d lock %d still latched after unlock pulse %d", board, lock, attempt)
+    return UnlockResult(board, lock, False, 2, state,
+                        "latch still closed after 2 unlock pulses (jammed, or no lock power?)")

@@ -14,7 +14,7 @@ from functools import partial
 
 import serial
 
-from .base import LOCKS_PER_BOARD, BoardStatus, Latch, LockState, UnlockResult
+from .base import LOCKS_PER_BOARD, BoardStatus, Latch, LockState, UnlockResult, unlock_confirmed
 from .port import PortOwner, open_at_start, open_rs485_port
 from .protocol import (
     BUS_QUERY,
@@ -153,17 +153,12 @@ class KerongBus:
         self._check_board(board)
         _check_lock(lock)
         pulse = partial(self._pulse_exchange, unlock_request(board, lock))
-        for attempt in (1, 2):
+
+        def pulse_and_read() -> BoardStatus:
             self._owner.call(pulse, paced=True)
-            status = self._await_status(board, lambda s: s.locks[lock].latch is not Latch.CLOSED)
-            state = status.locks[lock]
-            if state.latch is Latch.OPEN:
-                return UnlockResult(board, lock, True, attempt, state)
-            if state.latch is Latch.UNKNOWN:  # silence is no licence to pulse again
-                return UnlockResult(board, lock, False, attempt, state, status.error)
-            log.warning("board %d lock %d still latched after unlock pulse %d", board, lock, attempt)
-        return UnlockResult(board, lock, False, 2, state,
-                            "latch still closed after 2 unlock pulses (jammed, or no lock power?)")
+            return self._await_status(board, lambda s: s.locks[lock].latch is not Latch.CLOSED)
+
+        return unlock_confirmed(board, lock, pulse_and_read)
 
     def unlock_board(self, board: int) -> list[UnlockResult]:
         self._check_board(board)

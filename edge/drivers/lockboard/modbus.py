@@ -22,7 +22,7 @@ from pymodbus.framer import FramerRTU
 from pymodbus.pdu import DecodePDU, ExceptionResponse, ModbusPDU
 from pymodbus.pdu.bit_message import ReadDiscreteInputsRequest, WriteSingleCoilRequest
 
-from .base import LOCKS_PER_BOARD, BoardStatus, Latch, LockState, UnlockResult
+from .base import LOCKS_PER_BOARD, BoardStatus, Latch, LockState, UnlockResult, unlock_confirmed
 from .port import PortOwner, open_at_start, open_rs485_port
 
 log = logging.getLogger("edge.drivers.lockboard")
@@ -213,16 +213,7 @@ class ModbusBus:
     def unlock(self, board: int, lock: int) -> UnlockResult:
         self._check_board(board)
         _check_lock(lock)
-        for attempt in (1, 2):
-            status = self._pulse_and_confirm(board, lock)
-            state = status.locks[lock]
-            if state.latch is Latch.OPEN:
-                return UnlockResult(board, lock, True, attempt, state)
-            if state.latch is Latch.UNKNOWN:  # silence is no licence to pulse again
-                return UnlockResult(board, lock, False, attempt, state, status.error)
-            log.warning("board %d lock %d still latched after unlock pulse %d", board, lock, attempt)
-        return UnlockResult(board, lock, False, 2, state,
-                            "latch still closed after 2 unlock pulses (jammed, or no lock power?)")
+        return unlock_confirmed(board, lock, lambda: self._pulse_and_confirm(board, lock))
 
     def unlock_board(self, board: int) -> list[UnlockResult]:
         """One lock after another, each paced and confirmed: energising 16 coils at once
