@@ -21,7 +21,7 @@ import termios
 import threading
 import time
 import tty
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from edge.drivers.lockboard.base import LOCKS_PER_BOARD
@@ -427,16 +427,24 @@ def run_command(sim: LockBoardSimulator, line: str) -> str:
 def run_cli(boards: list[int], tcp_port: int | None = None, closed_bit: int = 1,
             auto_close_s: float | None = None) -> int:
     """Run a simulator until Ctrl-C: first stdout line is the port to open, then a console."""
+    return serve_console(lambda: LockBoardSimulator(boards, closed_bit=closed_bit, auto_close_s=auto_close_s),
+                         tcp_port, run_command, "lock-board simulator")
+
+
+def serve_console(make: Callable[[], LockBoardSimulator], tcp_port: int | None,
+                  command: Callable[[LockBoardSimulator, str], str | None], label: str) -> int:
+    """Start a bus simulator (PTY, or TCP on `tcp_port`), print the URL to open, answer console
+    commands from stdin, keep serving until Ctrl-C. Exit 2 when it cannot start."""
     try:
-        sim = LockBoardSimulator(boards, closed_bit=closed_bit, auto_close_s=auto_close_s)
+        sim = make()
         url = sim.start_tcp(port=tcp_port) if tcp_port is not None else sim.start_pty()
     except (ValueError, OSError) as exc:
-        print(f"lock-board simulator: {exc}", file=sys.stderr)
+        print(f"{label}: {exc}", file=sys.stderr)
         return 2
     print(url, flush=True)
     try:
         for line in sys.stdin:
-            if reply := run_command(sim, line):
+            if reply := command(sim, line):
                 print(reply, flush=True)
         threading.Event().wait()  # stdin closed: keep serving until interrupted
     except KeyboardInterrupt:

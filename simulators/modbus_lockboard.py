@@ -31,7 +31,7 @@ from pymodbus.pdu.bit_message import (
 )
 
 from edge.drivers.lockboard.base import LOCKS_PER_BOARD
-from simulators.lockboard import HELP, LockBoardSimulator, ReceivedFrame, _Lock, run_command
+from simulators.lockboard import HELP, LockBoardSimulator, ReceivedFrame, _Lock, run_command, serve_console
 
 ILLEGAL_FUNCTION, ILLEGAL_ADDRESS = 1, 2
 # Modbus RTU ends a frame with 3.5 characters of silence; a PTY has no baud rate, so a
@@ -231,25 +231,9 @@ def run_modbus_command(sim: ModbusLockBoardSimulator, line: str) -> str:
 def run_cli(boards: list[int], tcp_port: int | None = None, closed_bit: int = 1,
             auto_close_s: float | None = None, units: list[int] | None = None) -> int:
     """Run a simulator until Ctrl-C: first stdout line is the port to open, then a console."""
-    import threading
-
-    try:
-        sim = ModbusLockBoardSimulator(boards, closed_bit=closed_bit, auto_close_s=auto_close_s, units=units)
-        url = sim.start_tcp(port=tcp_port) if tcp_port is not None else sim.start_pty()
-    except (ValueError, OSError) as exc:
-        print(f"Modbus lock-board simulator: {exc}", file=sys.stderr)
-        return 2
-    print(url, flush=True)
-    try:
-        for line in sys.stdin:
-            if reply := run_modbus_command(sim, line):
-                print(reply, flush=True)
-        threading.Event().wait()  # stdin closed: keep serving until interrupted
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sim.stop()
-    return 0
+    return serve_console(lambda: ModbusLockBoardSimulator(boards, closed_bit=closed_bit, auto_close_s=auto_close_s,
+                                                          units=units),
+                         tcp_port, run_modbus_command, "Modbus lock-board simulator")
 
 
 def simulator_for(boards: Iterable[int], closed_bit: int = 1, auto_close_s: float | None = None, *,
