@@ -42,7 +42,7 @@ def _station_camera(controller: Controller) -> Any:
 
 
 def _build_voice_notes(controller: Controller) -> None:
-    """Voice notes on requests, kept under the data folder until the cloud has them (ADR 0126)."""
+    """Voice notes on requests, kept under the data folder until the cloud has them (ADR 0128)."""
     from edge.community.voice import VoiceNoteService
 
     voice_notes = VoiceNoteService(controller.db, controller.clock, controller.settings.data_dir / "voice")

@@ -58,7 +58,7 @@ class Services:
     command_router: CommandRouter | None = None  # later parts register their cloud commands on it
     nightly_backup: NightlyBackup | None = None
     live: LiveHub | None = None  # wakes the kiosk's open pages when a service changes
-    voice_notes: Any = None  # VoiceNoteService: clips on help/emergency requests (ADR 0126)
+    voice_notes: Any = None  # VoiceNoteService: clips on help/emergency requests (ADR 0128)
     station_camera: StationCamera | None = None  # the camera covering the locker (send-outs need it)
 
 

@@ -246,7 +246,7 @@ class CloudSimulator:
 
     def _join_voice_chunk(self, data: dict[str, Any]) -> None:
         """What the platform does with request.voice_chunk: keep each piece; once all `count`
-        are in, join them in index order and check the sha256 of the whole (ADR 0126)."""
+        are in, join them in index order and check the sha256 of the whole (ADR 0128)."""
         request_id = str(data.get("request_id"))
         pieces = self.voice_pieces[request_id]
         pieces[int(data["index"])] = base64.b64decode(data["audio"], validate=True)

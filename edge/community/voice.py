@@ -1,4 +1,4 @@
-"""Voice notes on help and emergency requests (ADR 0126).
+"""Voice notes on help and emergency requests (ADR 0128).
 
 A clip is kept on the box (one file per request, mode 0600) and goes to the cloud through
 the outbox as `request.voice_chunk` events: bounded pieces, each with the request id, its

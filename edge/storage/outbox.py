@@ -43,7 +43,7 @@ class Priority(enum.IntEnum):
     EMERGENCY = 0
     REPLY = 1
     NORMAL = 5
-    BULK = 8  # large, patient payloads (voice-note chunks, ADR 0126): after everything but telemetry
+    BULK = 8  # large, patient payloads (voice-note chunks, ADR 0128): after everything but telemetry
     TELEMETRY = 9  # low value: the only class the bridge may drop when space runs out
 
 

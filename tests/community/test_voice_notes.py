@@ -1,4 +1,4 @@
-"""Voice notes on requests (ADR 0126): kept on the box 0600, queued whole as bounded chunks at
+"""Voice notes on requests (ADR 0128): kept on the box 0600, queued whole as bounded chunks at
 low priority, refused whole when the outbox has no room, deleted once delivered and old."""
 from __future__ import annotations
 

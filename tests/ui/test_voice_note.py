@@ -1,7 +1,7 @@
 """A voice note recorded in Chromium (its fake microphone) on the help form and after the
 emergency button: kept on the box, queued as request.voice_chunk events that rejoin to the
 exact bytes the browser sent, and reassembled whole by the simulated cloud over a real
-Mosquitto (ADR 0126)."""
+Mosquitto (ADR 0128)."""
 from __future__ import annotations
 
 import base64

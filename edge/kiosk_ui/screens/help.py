@@ -143,7 +143,7 @@ def emergency_voice() -> Any:
 
 
 def _attach_voice_note(request_id: str) -> bool:
-    """The recorded clip of this form, if any, kept and queued for the cloud (ADR 0126). A
+    """The recorded clip of this form, if any, kept and queued for the cloud (ADR 0128). A
     refusal is told plainly; the request itself is already sent."""
     upload = request.files.get("voice")
     if upload is None or not upload.filename:

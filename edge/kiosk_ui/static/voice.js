@@ -1,4 +1,4 @@
-/* Voice note (templates/_voice.html, ADR 0126): record up to data-max-seconds with
+/* Voice note (templates/_voice.html, ADR 0128): record up to data-max-seconds with
    MediaRecorder, show the seconds left, stop by itself at the limit, and put the clip into the
    form's hidden file input so it is sent with the form. Simulate mode without a microphone:
    a generated tone stands in for the voice. */
