@@ -199,17 +199,18 @@ class Doors:
               clock=self.clock)
 
     def record_failed_unlock(self, s: Session, comp: CompartmentSpec, result: UnlockResult,
-                             pending: Pending) -> None:
-        """A latch still closed after the driver's confirmed retry is a door fault; silence is not."""
+                             pending: Pending, **context: Any) -> None:
+        """A latch still closed after the driver's confirmed retry is a door fault; silence is not.
+        `context`: what the opening was for (e.g. a send's id), carried in door.fault."""
         if result.state.latch is Latch.CLOSED:
             self.flag_fault(s, s.get(Compartment, comp.number),
-                            result.error or "latch did not open", pending, attempts=result.attempts)
+                            result.error or "latch did not open", pending, attempts=result.attempts, **context)
 
     def flag_fault(self, s: Session, row: Compartment, reason: str, pending: Pending, *,
-                   attempts: int) -> None:
+                   attempts: int, **context: Any) -> None:
         row.fault, row.fault_at = reason[:200], self.clock.now()
         data = {"compartment": row.number, "board": row.board, "lock": row.lock,
-                "reason": reason, "attempts": attempts}
+                "reason": reason, "attempts": attempts, **context}
         record_event(s, "door.fault", data, clock=self.clock)
         pending.add("door.fault", data)
         log.warning("door_fault", compartment=row.number, reason=reason)

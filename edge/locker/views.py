@@ -66,9 +66,11 @@ class SendView:
 
     send_id: str
     company: str
-    compartment: int
+    compartment: int  # the door to use now
     size: str
     state: str
+    message: str = ""
+    not_opened: tuple[int, ...] = ()  # doors tried for this send that did not open (ADR 0138)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

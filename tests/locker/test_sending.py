@@ -1,7 +1,7 @@
 """Sending (寄件) end to end through the HTTP API and the KR-CU16 driver: a send code opens a
 free door, the parcel goes in, the door closes (parcel.send_deposited); a courier of that
-company takes it out (parcel.send_collected); refused while the locker camera gives no picture;
-a door that does not open on a send."""
+company takes it out (parcel.send_collected); refused while the locker camera gives no picture.
+A door that does not open on a send: test_send_retry.py."""
 from __future__ import annotations
 
 import pytest
@@ -88,21 +88,6 @@ def test_without_a_camera_sending_stays_closed(controller, client, sim):
     refused = send(client)
     assert refused.status_code == 503 and refused.json["error"]["code"] == "camera_unhealthy"
     assert not any(f.data[2] == 0x31 for f in sim.frames_received)
-
-
-def test_door_does_not_open_on_a_send(controller, client, sim, camera):
-    small = sorted(n for n, c in controller.services.locker.doors.layout.items() if c.size == "S")
-    first = controller.services.locker.compartment_location(small[0])
-    sim.jam(first.board, first.lock)
-    reply = send(client)
-    assert reply.status_code == 409 and reply.json["error"]["code"] == "door_not_opened", reply.json
-    [fault] = outbox(controller.db, "door.fault")
-    assert fault.data["compartment"] == small[0]
-    failed = [a for a in audits(controller.db, "door_open") if a.result == "failed"]
-    assert [a.detail["reason"] for a in failed] == ["send"]
-    # the faulted door is not offered again: the next send opens another
-    again = send(client)
-    assert again.status_code == 201 and again.json["compartment"] != small[0]
 
 
 @pytest.mark.parametrize("body,code", [({"send_code": "12"}, "bad_send_code"),

@@ -262,7 +262,8 @@ def _openapi() -> dict[str, Any]:
             "Send": obj(["send_id", "company", "compartment", "size", "state"], send_id=STRING, company=STRING,
                         compartment=INTEGER, size={"enum": ["S", "M", "L"]},
                         state={"enum": ["opening", "door_open", "deposited", "collect_open", "collected",
-                                        "cancelled", "failed"]}),
+                                        "cancelled", "failed"]},
+                        message=STRING, not_opened={"type": "array", "items": INTEGER}),
             "Deposit": obj(["deposit_id", "compartment", "size", "state", "message"],
                            deposit_id=STRING, compartment=INTEGER, size={"enum": ["S", "M", "L"]},
                            state={"enum": ["opening", "door_open", "empty_closed", "deposited",
@@ -326,7 +327,10 @@ def _openapi() -> dict[str, Any]:
                 errors=(404, 409, 503), tag="locker")},
             "/api/locker/sends": {"post": operation(
                 "A resident sends a parcel (寄件) with a send code from the courier company's app: a "
-                "free door of the size opens; refused while the locker camera gives no picture", send,
+                "free door of the size opens (a door that does not open is flagged and one more, of the "
+                "size or larger, is tried: compartment is the door to use, not_opened the doors that "
+                "did not open); refused while the locker camera gives no picture, and for a send code "
+                "that already sent a parcel", send,
                 body=obj(["company", "size", "send_code"], company=STRING, size={"enum": ["S", "M", "L"]},
                          send_code=STRING),
                 errors=(400, 409, 503), ok_status=201, tag="locker")},
