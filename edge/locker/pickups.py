@@ -33,6 +33,8 @@ from edge.storage import Actor, audit, record_event
 log = get_logger("edge.locker")
 # Openings a pickup code started: the typed code and, with one code for every parcel, its next doors.
 CODE_METHODS = ("code", "code_next")
+# Openings a pickup QR token started: the scanned token and, with one code for every parcel, its next doors.
+TOKEN_METHODS = ("token", "token_next")
 NEXT_DOOR_WITHIN = timedelta(minutes=3)  # after a door closes, its resident may open the next
 # A parcel in these states has let its code go: typing it again is told "already used".
 USED_CODE_STATES = ("collected", "returned", "refused")
@@ -120,24 +122,28 @@ class Pickups:
             return pickup_view(op, self._next_doors(s, op))
 
     def open_next(self, pickup_id: str) -> PickupView:
-        """One code, every parcel: after a door opened by a code has closed, open the same
-        resident's next parcel (the code was checked once; each door is its own audited opening)."""
+        """One code, every parcel: after a door opened by a code (typed, or a scanned pickup QR)
+        has closed, open the same resident's next parcel (the code was checked once; each door
+        is its own audited opening)."""
         doors = self._doors
         if not doors.settings.one_code_all_parcels:
             raise WrongState("here a pickup code opens one door; type the next code")
         with doors.lock:
             with doors.db.read() as s:
                 op = s.get(DoorOperation, pickup_id)
-                if op is None or op.purpose != "pickup" or op.method not in CODE_METHODS:
+                if op is None or op.purpose != "pickup" or op.method not in CODE_METHODS + TOKEN_METHODS:
                     raise NotFound("no pickup by code with that id")
+                scanned = op.method in TOKEN_METHODS
                 if op.state != "collected" or op.closed_at is None:
                     raise WrongState(f"please close door {op.compartment} first")
                 if doors.clock.now() - op.closed_at > NEXT_DOOR_WITHIN:
-                    raise WrongState("please type your pickup code again")
+                    raise WrongState("please scan your pickup QR code again" if scanned
+                                     else "please type your pickup code again")
                 following = self._following(s, op)
             if not following:
                 raise NotFound("no more parcels for you here")
-            view = self._open_for_parcel(following[0].id, "pickup", "code_next", Actor.RESIDENT, None)
+            view = self._open_for_parcel(following[0].id, "pickup", "token_next" if scanned else "code_next",
+                                         Actor.RESIDENT, None)
         return self.status(view.pickup_id)
 
     def _following(self, s: Session, op: DoorOperation) -> list[Parcel]:
@@ -147,7 +153,7 @@ class Pickups:
 
     def _next_doors(self, s: Session, op: DoorOperation) -> tuple[int, ...]:
         if not self._doors.settings.one_code_all_parcels or op.purpose != "pickup" \
-                or op.method not in CODE_METHODS:
+                or op.method not in CODE_METHODS + TOKEN_METHODS:
             return ()
         return tuple(p.compartment for p in self._following(s, op))
 
@@ -208,8 +214,9 @@ class Pickups:
                     audit(s, Actor.RESIDENT, "pickup_token", "refused_not_stored", target=claim.parcel_id,
                           clock=doors.clock)
                 raise TokenRefused("used", "this parcel has already been collected")
-            return self._open_for_parcel(parcel.id, "pickup", "token", Actor.RESIDENT, None,
+            view = self._open_for_parcel(parcel.id, "pickup", "token", Actor.RESIDENT, None,
                                          token_id=claim.token_id)
+        return self.status(view.pickup_id)  # with the resident's next doors, when one code opens all
 
     def for_resident(self, resident_id: str) -> list[PickupView]:
         """Open every stored parcel of an identified resident (QR badge or iris)."""
