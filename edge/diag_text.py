@@ -56,6 +56,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "state.disabled": ("disabled", "已禁用"),
     "state.unknown": ("unknown", "未知"),
     "state.maintenance": ("maintenance", "维护"),
+    "state.send": ("outgoing", "寄件"),
     # open
     "open.inside.parcel": ("compartment {number} holds a resident's parcel: phone {phone}, waybill {waybill}, "
                            "stored {age} (since {since})",
@@ -152,6 +153,27 @@ DETAIL_ZH: list[tuple[str, str]] = [
     (r"(\d+)d (\d+)h", r"\1天\2小时"), (r"(\d+)h (\d+)m", r"\1小时\2分"), (r"\b(\d+)m\b", r"\1分钟"),
     (r" ago\)", "前）"), (r" \(", "（"), (r"\)$", "）"),
 ]
+
+
+# A door fault's reason as the driver or the locker wrote it (English), in Chinese words.
+FAULT_ZH: list[tuple[str, str]] = [
+    (r"^latch still closed after 2 unlock pulses \(jammed, or no lock power\?\)$",
+     "开锁两次后门锁仍未打开（门卡住，或锁没有电？）"),
+    (r"^latch still closed after the board-wide unlock$", "整板开锁后门锁仍未打开"),
+    (r"^latch did not open$", "门锁未打开"),
+    (r"^courier reported the door did not open$", "快递员报告柜门没有打开"),
+]
+
+
+def fault_words(reason: str) -> str:
+    """A door fault's reason in the technician's language (see FAULT_ZH); one not known
+    there is shown as written."""
+    if not is_chinese():
+        return reason
+    for pattern, replacement in FAULT_ZH:
+        if re.search(pattern, reason):
+            return re.sub(pattern, replacement, reason)
+    return reason
 
 
 def detail_words(detail: str) -> str:
@@ -320,7 +342,7 @@ def door_notes(rows: Iterable[Mapping[str, Any]]) -> list[str]:
     notes = []
     for row in rows:
         if row.get("fault"):
-            notes.append(t("fault.line", number=row["number"], fault=row["fault"]))
+            notes.append(t("fault.line", number=row["number"], fault=fault_words(row["fault"])))
         if row.get("maintenance"):
             notes.append(t("maintenance.line", number=row["number"], reason=row["maintenance"]))
     return notes

@@ -169,3 +169,30 @@ def test_the_kiosk_send_screen_says_which_door_to_use(controller, sim, camera):
     assert "寄件码仍然有效" in page
     used = kiosk.post("/send/", data=form, follow_redirects=True).get_data(as_text=True)
     assert "这个寄件码已经寄过包裹了。" in used
+
+
+def test_edge_diag_doors_names_the_faulty_door_in_words(controller, client, sim, camera):
+    from typer.testing import CliRunner
+
+    from edge.cli import app
+    from tests.support.cli import serving
+
+    first = doors_of(controller, "S")[0]
+    sim.jam(*where(controller, first))
+    moved = send(client).json["compartment"]
+    board, lock = where(controller, moved)
+    sim.set_item(board, lock, True)
+    sim.close_door(board, lock)
+    wait_until(lambda: outbox(controller.db, "parcel.send_deposited"), what="send deposited")
+    terminal = {"LC_ALL": "", "LC_MESSAGES": "", "COLUMNS": "80", "LINES": "24"}
+    with serving(controller) as port:
+        env = {"EDGE_DATA_DIR": str(controller.settings.data_dir), "EDGE_LOCKER__SERIAL_URL": sim.url,
+               "EDGE_LOCKER__BOARDS": "0,1", "EDGE_HTTP__PORT": str(port), **terminal}
+        zh = CliRunner().invoke(app, ["diag", "doors"], env={**env, "LANG": "zh_CN.UTF-8"})
+        en = CliRunner().invoke(app, ["diag", "doors"], env={**env, "LANG": "en_US.UTF-8"})
+    assert zh.exit_code == 0 and en.exit_code == 0, zh.stdout + en.stdout
+    assert f"{first} 号格口故障：开锁两次后门锁仍未打开（门卡住，或锁没有电？）" in " ".join(zh.stdout.split())
+    assert f"compartment {first} fault: latch still closed after 2 unlock pulses" in " ".join(en.stdout.split())
+    row = next(line for line in zh.stdout.splitlines() if line.split()[:1] == [str(moved)])
+    assert "寄件" in row  # the door the resident used holds the outgoing parcel
+    assert "latch" not in zh.stdout
