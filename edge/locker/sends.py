@@ -30,7 +30,7 @@ from edge.locker.errors import (
 )
 from edge.locker.models import Compartment, Send
 from edge.locker.views import SendView
-from edge.storage import Actor, AuditEntry, audit, record_event
+from edge.storage import Actor, AuditEntry, StorageFull, audit, record_event
 
 SEND_CODE = re.compile(r"[A-Za-z0-9]{4,32}")
 SIZES = ("S", "M", "L")  # smallest first: a retry may move up to a larger door, never down
@@ -97,7 +97,11 @@ class Sends:
             retry = None if len(tried) >= MAX_DOORS_TRIED else self._another_door(size, tried)
             if retry is None:
                 raise self._fail(send_id, sender, tried)
-            doors.refuse_if_outbox_full()
+            try:
+                doors.refuse_if_outbox_full()
+            except StorageFull:  # the send must not stay `opening` and hold its compartment
+                self._fail(send_id, sender, tried)
+                raise
             with doors.db.write() as s:
                 s.get(Send, send_id).compartment = retry
             number = retry
