@@ -71,6 +71,10 @@ def test_wrong_passphrase_and_tampering_are_refused_in_one_line(controller, tmp_
     data_dir = controller.settings.data_dir
     backup_file = tmp_path / "b.edgebak"
     assert edge(data_dir, "backup", str(backup_file), "--passphrase-file", str(passphrase_file)).exit_code == 0
+    # CliRunner swaps sys.stderr for the whole process while a command runs: a log line from
+    # the running station's threads would land in the command's output. Stop it first, so
+    # the output holds the command's own words only.
+    controller.stop()
     wrong = tmp_path / "wrong"
     wrong.write_text("not the passphrase")
     fresh = tmp_path / "fresh"
