@@ -142,10 +142,15 @@ def test_dev_stack_books_at_the_kiosk_approves_in_the_console_and_stops_on_ctrl_
         assert lines[-1] == "dev: stopped\n"
         wait_until(lambda: not any(alive(pid) for pid in children), timeout=10,
                    what="every child of the stack gone")
-    finally:
+    finally:  # after a failure: stop the stack as a person would, then kill what is left
+        children = {**children, **descendants(stack.pid)}
         if stack.poll() is None:
-            os.killpg(stack.pid, signal.SIGKILL)
-            stack.wait(10)
+            os.killpg(stack.pid, signal.SIGINT)
+            try:
+                stack.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(stack.pid, signal.SIGKILL)
+                stack.wait(10)
         for pid in children:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
