@@ -16,8 +16,8 @@ joining voice notes (and checking the contract). Its auto-staff is off unless as
 (`--auto-staff`), so bookings and help requests wait for a decision in the console.
 
 Every child runs in a process group of its own: a terminal's Ctrl-C reaches this process,
-which stops the station first, then the console, then ingest (and its worker), then the
-broker; a child that dies stops the whole stack. Nothing is left running.
+which stops the station first, then the console and ingest (and its worker) together, then
+the broker; a child that dies stops the whole stack. Nothing is left running.
 """
 from __future__ import annotations
 
@@ -162,11 +162,18 @@ class Child:
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM to the whole group, SIGKILL to what is left after `timeout`."""
+        self.terminate()
+        self.wait_gone(time.monotonic() + timeout)
+
+    def terminate(self) -> None:
+        if self.process is not None:
+            self._signal(self.process.pid, signal.SIGTERM)
+
+    def wait_gone(self, deadline: float) -> None:
+        """Wait until no process of the group is left; SIGKILL the group at `deadline`."""
         if self.process is None:
             return
         group = self.process.pid
-        self._signal(group, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.process.poll()
             if not self._group_alive(group):
@@ -330,13 +337,26 @@ class DevStack:
         return True
 
     def _stop_all(self) -> None:
-        for child in reversed(self.children):
-            child.stop()
-        for cleanup in reversed(self._cleanups):
+        """The station first (its last words reach a running platform), then the other
+        children together, then the broker and the rest; a part that fails to stop does
+        not keep the others running."""
+        def attempt(step: Callable[[], None]) -> None:
             try:
-                cleanup()
+                step()
             except Exception as exc:  # noqa: BLE001  (stopping goes on whatever one part says)
                 self.out(f"dev: stopping: {exc}")
+
+        station = [child for child in self.children if child.name == "station"]
+        others = [child for child in self.children if child.name != "station"]
+        for child in station:
+            attempt(child.stop)
+        for child in others:
+            attempt(child.terminate)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for child in others:
+            attempt(lambda child=child: child.wait_gone(deadline))  # type: ignore[misc]
+        for cleanup in reversed(self._cleanups):
+            attempt(cleanup)
         self.out("dev: stopped")
 
 
