@@ -64,10 +64,12 @@ class Simulation:
         self.station_camera = SimulatedCamera((640, 480), fps=None)
         return self.station_camera
 
-    def start_cloud(self, settings: Settings, box_has_catalogue: bool) -> list[Any]:
+    def start_cloud(self, settings: Settings, box_has_catalogue: bool, *, auto_staff: bool = True) -> list[Any]:
         """A private Mosquitto and the reference cloud peer, pointed at by settings.mqtt;
-        nothing when Mosquitto is not installed. Returns them as components, in start order."""
-        from simulators.cloud import CloudSimulator, PrivateBroker, SimulatedStaff, load_catalogue
+        nothing when Mosquitto is not installed. Returns them as components, in start order.
+        This is the fallback of `./dev run` where no platform can run (no PostgreSQL), so its
+        auto-staff is on: bookings are decided and requests followed up by rule (ADR 0164)."""
+        from simulators.cloud import CloudSimulator, PrivateBroker, load_catalogue
 
         if not PrivateBroker.available():
             return []
@@ -78,9 +80,9 @@ class Simulation:
         # part seeds its demo through the same replace() that catalogue.sync calls).
         catalogue = None if box_has_catalogue else load_catalogue(None, settings.mqtt.site_id)
         # Staff follow requests up slowly enough to see 我的服务 go from yellow to green.
-        self.cloud = CloudSimulator(self.broker.host, self.broker.port, catalogue=catalogue,
-                                    platform_key=self._cloud_platform_key(settings),
-                                    staff=SimulatedStaff(work_s=STAFF_WORK_S))
+        self.cloud = CloudSimulator.for_demo(self.broker.host, self.broker.port, auto_staff=auto_staff,
+                                             staff_work_s=STAFF_WORK_S, catalogue=catalogue,
+                                             platform_key=self._cloud_platform_key(settings))
         return [self.broker, self.cloud]
 
     @staticmethod

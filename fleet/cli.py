@@ -104,6 +104,27 @@ def console(
         sender.stop()
 
 
+@app.command()
+def dev(
+    database_url: Optional[str] = typer.Option(
+        None, "--database-url", envvar="FLEET_DATABASE_URL",
+        help="The platform's database (created when missing). Default: fleet_dev on 127.0.0.1:5432."),
+    port: int = typer.Option(8080, "--port", help="The station's kiosk port on 127.0.0.1."),
+    console_port: int = typer.Option(8090, "--console-port", help="The console's port on 127.0.0.1."),
+    auto_staff: bool = typer.Option(False, "--auto-staff/--no-auto-staff",
+                                    help="Let the simulated cloud decide bookings and follow requests up."),
+) -> None:
+    """The station (simulated hardware), a private broker, the platform (ingest) and its
+    console together on 127.0.0.1, with a demo staff login; Ctrl-C stops them all."""
+    from edge.logs import configure_logging
+    from fleet.devstack import DevStack, stop_on_signals
+
+    configure_logging()  # to stderr: stdout carries the stack's own lines (URLs, login, SMS)
+    stack = DevStack(database_url or "postgresql+psycopg://postgres@127.0.0.1:5432/fleet_dev",
+                     http_port=port, console_port=console_port, auto_staff=auto_staff)
+    raise typer.Exit(stack.run(stop_on_signals()))
+
+
 org_app = typer.Typer(no_args_is_help=True, help="Org units, stations and staff accounts.")
 app.add_typer(org_app, name="org")
 

@@ -1,9 +1,11 @@
 """A reference cloud peer over MQTT 5: what the platform does with an edge, small enough to
 read. It records events deduplicated by message_id, checks each device's seq for gaps
 (seqs announced by `outbox.dropped` are explained gaps), checks every message against the
-contract, decides bookings by a rule, and sends catalogue updates and other commands.
+contract, and sends catalogue updates and other commands. Its "auto-staff" (on by
+default from the command line, `--no-auto-staff` to turn it off) decides bookings by a rule
+and follows help requests up, as a community's staff would in the console (ADR 0164).
 
-    python -m simulators.cloud --host 127.0.0.1 --port 1883 [--catalogue FILE]
+    python -m simulators.cloud --host 127.0.0.1 --port 1883 [--catalogue FILE] [--no-auto-staff]
 
 `PrivateBroker` starts a Mosquitto of its own (free port, temporary folder), for
 `edge run --simulate` when no broker is configured.
@@ -113,6 +115,16 @@ class CloudSimulator:
         self._client.on_message = self._on_message
         self.connected = threading.Event()
         self._session_expiry_s = session_expiry_s  # > 0: a persistent session, nothing lost while away
+
+    @classmethod
+    def for_demo(cls, host: str, port: int, *, auto_staff: bool, staff_work_s: float = 20.0,
+                 **options: Any) -> "CloudSimulator":
+        """The simulated cloud of a demo. `auto_staff` is the one switch for what staff would
+        do: decide bookings by `approve_unless_evening` and follow every request up (in
+        progress at once, done `staff_work_s` later). Off, bookings and requests wait, as
+        they do for the platform's console (`fleet dev`, ADR 0164)."""
+        return cls(host, port, decide=approve_unless_evening if auto_staff else None,
+                   staff=SimulatedStaff(work_s=staff_work_s) if auto_staff else None, **options)
 
     def start(self) -> "CloudSimulator":
         properties = Properties(PacketTypes.CONNECT)
@@ -330,8 +342,10 @@ class PrivateBroker:
         config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
                           f"persistence true\npersistence_location {self.dir}/\nmax_inflight_messages 100\n")
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        # Its own process group: a terminal's Ctrl-C reaches the process that owns the broker,
+        # which stops it after its clients (not before them, mid-conversation).
         self._process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL)
+                                         stderr=subprocess.DEVNULL, process_group=0)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -368,9 +382,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--catalogue", type=Path, help="catalogue.sync payload (JSON) to send when an edge comes online")
     parser.add_argument("--staff-work-s", type=float, default=20.0,
                         help="seconds the simulated staff take to finish a request after taking it")
+    parser.add_argument("--auto-staff", action=argparse.BooleanOptionalAction, default=True,
+                        help="decide bookings by a rule and follow requests up (off: they wait)")
     args = parser.parse_args(argv)
-    cloud = CloudSimulator(args.host, args.port, catalogue=load_catalogue(args.catalogue, args.site),
-                           staff=SimulatedStaff(work_s=args.staff_work_s)).start()
+    cloud = CloudSimulator.for_demo(args.host, args.port, auto_staff=args.auto_staff,
+                                    staff_work_s=args.staff_work_s,
+                                    catalogue=load_catalogue(args.catalogue, args.site)).start()
     print(f"cloud simulator on {args.host}:{args.port}; Ctrl-C to stop", flush=True)
     seen = 0
     try:

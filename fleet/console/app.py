@@ -20,7 +20,9 @@ from fleet.console import followup
 from fleet.console.accounts import authenticate, staff_by_id
 from fleet.settings import FleetSettings
 
-PUBLIC_ENDPOINTS = {"login", "static"}
+# favicon: browsers ask for it on their own after the log-in page; sent to log in, that
+# request would clear the session and its CSRF token, and the log-in form would be refused.
+PUBLIC_ENDPOINTS = {"login", "static", "favicon"}
 
 
 def create_app(settings: FleetSettings, *, now: Callable[[], datetime],
@@ -79,6 +81,10 @@ def create_app(settings: FleetSettings, *, now: Callable[[], datetime],
     def logout() -> object:
         session.clear()
         return redirect(url_for("login"))
+
+    @app.get("/favicon.ico")
+    def favicon() -> object:
+        return "", 204
 
     @app.get("/")
     def stations() -> str:
