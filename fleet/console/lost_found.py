@@ -85,8 +85,8 @@ def publish(conn: psycopg.Connection, staff: Staff, site_id: str, device_id: str
             raise NotFound(f"{site_id}/{device_id}")
         catalogue = _locked_catalogue(conn, site_id, device_id)
         if catalogue is None:
-            raise Refused("%(station)s has no catalogue on the platform yet: send it one first",
-                          station=f"{site_id}/{device_id}")
+            station = f"{site_id}/{device_id}"
+            raise Refused("%(station)s has no catalogue on the platform yet: send it one first", station=station)
         if report_request_id is not None:
             report = conn.execute(
                 "SELECT data->>'category' FROM help_requests WHERE site_id = %s AND device_id = %s "
