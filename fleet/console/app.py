@@ -85,7 +85,10 @@ def create_app(settings: FleetSettings, *, now: Callable[[], datetime],
         staff_id = session.get("staff_id")
         g.staff = staff_by_id(conn(), staff_id) if staff_id is not None else None
         if g.staff is None:
-            session.clear()
+            # Only a stale account ends the session: a browser's own request before log-in
+            # (favicon.ico) must not throw away the login form's CSRF token.
+            if staff_id is not None:
+                session.clear()
             return redirect(url_for("login"))
         return None
 
@@ -216,6 +219,7 @@ def create_app(settings: FleetSettings, *, now: Callable[[], datetime],
                      "where": data.get("address") or ""}
         return render_template("lost_found.html", draft=draft,
                                reports=lost_found.reports(conn(), g.staff, now()),
+                               published=lost_found.published_reports(conn(), g.staff),
                                on_kiosks=lost_found.items(conn(), g.staff, returned=False),
                                returned=lost_found.items(conn(), g.staff, returned=True, limit=50),
                                stations=followup.stations(conn(), g.staff))
@@ -267,7 +271,7 @@ def create_app(settings: FleetSettings, *, now: Callable[[], datetime],
                 else:
                     on_command()
                     flash(_("Catalogue %(version)s sent to %(station)s.", version=version,
-                            station=f"{site_id}/{device_id}"))
+                            station=site_id + "/" + device_id))
                     return redirect(url_for("catalogue", site_id=site_id, device_id=device_id))
             current = station_catalogue.catalogue_of(conn(), g.staff, site_id, device_id)
         except followup.NotFound:

@@ -66,6 +66,15 @@ def items(conn: psycopg.Connection, staff: Staff, *, returned: bool, limit: int 
     return [FoundItem(*row) for row in rows]
 
 
+def published_reports(conn: psycopg.Connection, staff: Staff) -> set[tuple[str, str, str]]:
+    """(site_id, device_id, request_id) of the reports already published as found items."""
+    rows = conn.execute(
+        "SELECT f.site_id, f.device_id, f.report_request_id FROM found_items f JOIN devices dv "
+        "ON dv.site_id = f.site_id AND dv.device_id = f.device_id "
+        f"WHERE f.report_request_id IS NOT NULL AND {visible_stations_sql()}", {"unit": staff.org_unit_id}).fetchall()
+    return {tuple(row) for row in rows}
+
+
 def publish(conn: psycopg.Connection, staff: Staff, site_id: str, device_id: str, *, item: str,
             found_where: str, claim_at: str, contact: str = "", report_request_id: str | None = None,
             now: datetime) -> FoundItem:
