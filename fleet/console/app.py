@@ -54,11 +54,19 @@ def create_app(settings: FleetSettings, *, now: Callable[[], datetime],
         return chosen if chosen in LANGUAGES else app.config["CONSOLE_DEFAULT_LANGUAGE"]
 
     Babel(app, locale_selector=lambda: LANGUAGES[language()][0])
+    def named(names: dict[str, str]) -> Callable[[str], str]:
+        """A filter: the code's words, translated once per request (lists repeat a few codes)."""
+        def name(code: str) -> str:
+            cache = g.setdefault("console_names", {})
+            key = (id(names), code)
+            if key not in cache:
+                cache[key] = _(names[code]) if code in names else code
+            return cache[key]
+        return name
+
     app.jinja_env.filters.update(
-        status_name=lambda code: _(text.STATUS_NAMES[code]) if code in text.STATUS_NAMES else code,
-        category_name=lambda code: _(text.CATEGORY_NAMES[code]) if code in text.CATEGORY_NAMES else code,
-        level_name=lambda code: _(text.LEVEL_NAMES[code]) if code in text.LEVEL_NAMES else code,
-        masked=text.masked_phone, when=text.local_time)
+        status_name=named(text.STATUS_NAMES), category_name=named(text.CATEGORY_NAMES),
+        level_name=named(text.LEVEL_NAMES), masked=text.masked_phone, when=text.local_time)
 
     def refusal(exc: followup.Refused) -> str:
         """A Refused in the staff member's language, its status codes as words."""
@@ -193,7 +201,6 @@ def create_app(settings: FleetSettings, *, now: Callable[[], datetime],
 
     @app.get("/mailbox")
     def mailbox_() -> str:
-        followup.escalate(conn(), now())
         station = _station_arg(request.args.get("station"))
         try:
             letters = mailbox.letters(conn(), g.staff, now(), station)
@@ -204,7 +211,8 @@ def create_app(settings: FleetSettings, *, now: Callable[[], datetime],
 
     @app.get("/lost-found")
     def lost_and_found() -> str:
-        followup.escalate(conn(), now())
+        # No escalate() here (unlike /requests): the console's minute loop keeps it current and
+        # an UPDATE over all requests on every view of these pages costs more than it shows.
         draft = {}
         source = request.args.get("report", "")
         if source.count("/") == 2:  # site/device/request_id: publish what a resident reported

@@ -128,18 +128,18 @@ def escalate(conn: psycopg.Connection, now: datetime) -> int:
 
 
 def help_requests(conn: psycopg.Connection, staff: Staff, now: datetime, *,
-                  categories: tuple[str, ...] | None = None,
+                  category: str | None = None,
                   exclude: tuple[str, ...] = (),
                   station: tuple[str, str] | None = None) -> list[dict[str, Any]]:
     """The staff member's requests, newest first; `overdue` (red) once unhandled for 24 h;
-    `escalated_here` when the escalation reached this staff member's level. `categories`
-    keeps only those (request.submitted's category), `exclude` leaves those out: letters and
+    `escalated_here` when the escalation reached this staff member's level. `category`
+    keeps only that one (request.submitted's category), `exclude` leaves those out: letters and
     found-item reports have their own pages (mailbox.py, lost_found.py); `station` is one
     (site_id, device_id) of theirs."""
     where, params = [visible_stations_sql()], {"unit": staff.org_unit_id}
-    if categories is not None:
-        where.append("r.data->>'category' = ANY(%(categories)s)")
-        params["categories"] = list(categories)
+    if category is not None:  # help_requests_category_time serves this, newest first
+        where.append("r.data->>'category' = %(category)s")
+        params["category"] = category
     if exclude:
         where.append("COALESCE(r.data->>'category', '') <> ALL(%(exclude)s)")
         params["exclude"] = list(exclude)

@@ -51,7 +51,7 @@ class FoundItem:
 
 def reports(conn: psycopg.Connection, staff: Staff, now: datetime) -> list[dict[str, Any]]:
     """Residents' "I found something" from the staff member's stations, newest first."""
-    return followup.help_requests(conn, staff, now, categories=(FOUND_ITEM,))
+    return followup.help_requests(conn, staff, now, category=FOUND_ITEM)
 
 
 def items(conn: psycopg.Connection, staff: Staff, *, returned: bool, limit: int = 200) -> list[FoundItem]:

@@ -24,5 +24,5 @@ def letters(conn: psycopg.Connection, staff: Staff, now: datetime,
     """The staff member's letters (their stations, or one of them), newest first."""
     if station is not None and not can_see_station(conn, staff, *station):
         raise NotFound("/".join(station))
-    return followup.help_requests(conn, staff, now, categories=(LETTER,), station=station)
+    return followup.help_requests(conn, staff, now, category=LETTER, station=station)
 

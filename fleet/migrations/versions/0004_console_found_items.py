@@ -1,4 +1,5 @@
-"""Console: found items (失物招领) staff publish to a station, and when each went back to its owner.
+"""Console: found items (失物招领) staff publish to a station, and when each went back to its
+owner; an index for the mailbox's and the reports' one-category lists.
 
 The kiosk learns found items as notices of kind `found` in catalogue.sync (ADR 0127); this
 table is the platform's record of them, so that "returned" can take the notice out of the
@@ -34,7 +35,10 @@ def upgrade() -> None:
         FOREIGN KEY (site_id, device_id) REFERENCES devices ON DELETE CASCADE
     )""")
     op.execute("CREATE INDEX found_items_station ON found_items (site_id, device_id, published_at DESC)")
+    # The mailbox and the found-item reports read one category of requests, newest first.
+    op.execute("CREATE INDEX help_requests_category_time ON help_requests ((data->>'category'), submitted_at DESC)")
 
 
 def downgrade() -> None:
+    op.execute("DROP INDEX help_requests_category_time")
     op.execute("DROP TABLE found_items")
