@@ -94,5 +94,12 @@ def test_the_mailbox_and_lost_and_found_pages_in_chromium(browser, console_url) 
         assert "已发布" in page.locator("tr.report", has_text="钥匙").inner_text()
         assert_accessible(page)
         shoot(page, "console-lost-found")
+
+        page.get_by_role("link", name="English").click()
+        page.get_by_role("link", name="Secretary's mailbox").click()
+        page.wait_for_selector("tr.letter")
+        assert page.locator("h1").inner_text() == "Secretary's mailbox"
+        assert "Read and reply" in page.locator("tr.letter").first.inner_text()
+        shoot(page, "console-mailbox-en")
     finally:
         context.close()
