@@ -54,6 +54,7 @@ def create_app(settings: FleetSettings, *, now: Callable[[], datetime],
         return chosen if chosen in LANGUAGES else app.config["CONSOLE_DEFAULT_LANGUAGE"]
 
     Babel(app, locale_selector=lambda: LANGUAGES[language()][0])
+
     def named(names: dict[str, str]) -> Callable[[str], str]:
         """A filter: the code's words, translated once per request (lists repeat a few codes)."""
         def name(code: str) -> str:

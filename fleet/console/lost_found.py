@@ -128,8 +128,7 @@ def mark_returned(conn: psycopg.Connection, staff: Staff, item_id: str, note: st
     if note is not None and len(note) > MAX_NOTE:
         raise Refused("a note has at most %(limit)d characters", limit=MAX_NOTE)
     with conn.transaction():
-        row = conn.execute("SELECT site_id, device_id, returned_at FROM found_items WHERE id = %s",
-                           (item_id,)).fetchone()
+        row = conn.execute("SELECT site_id, device_id FROM found_items WHERE id = %s", (item_id,)).fetchone()
         if row is None or not can_see_station(conn, staff, row[0], row[1]):
             raise NotFound(item_id)
         site_id, device_id = row[0], row[1]
