@@ -35,7 +35,7 @@ def parse_catalogue(text: str) -> dict[str, Any]:
     try:
         catalogue = json.loads(text)
     except ValueError as exc:
-        raise Refused(f"not JSON: {exc}") from None
+        raise Refused("not JSON: %(error)s", error=str(exc)) from None
     if not isinstance(catalogue, dict):
         raise Refused("a catalogue is a JSON object")
     return catalogue
@@ -47,18 +47,20 @@ def save_catalogue(conn: psycopg.Connection, staff: Staff, site_id: str, device_
     with conn.transaction():
         if not can_see_station(conn, staff, site_id, device_id):
             raise NotFound(f"{site_id}/{device_id}")
-        return _store_and_queue(conn, staff, site_id, device_id, catalogue, now)
+        return store_and_queue(conn, staff, site_id, device_id, catalogue, now)
 
 
-def _store_and_queue(conn: psycopg.Connection, staff: Staff, site_id: str, device_id: str,
+def store_and_queue(conn: psycopg.Connection, staff: Staff, site_id: str, device_id: str,
                      catalogue: dict[str, Any], now: datetime) -> str:
+    """Store `catalogue` as the station's new version and queue its catalogue.sync; the caller
+    holds the transaction and has checked the station. Returns the version."""
     version = f"platform-{iso(now)}-{uuid.uuid4().hex[:6]}"
     catalogue = {**catalogue, "version": version}
     probe = {"message_id": str(uuid.uuid4()), "type": "catalogue.sync", "ts": iso(now),
              "transaction_id": "probe", "data": catalogue}
     problems = contract.errors("cmd.catalogue.sync", probe)
     if problems:
-        raise Refused(f"the catalogue does not match the contract: {problems[0]}")
+        raise Refused("the catalogue does not match the contract: %(problem)s", problem=problems[0])
     conn.execute(
         "INSERT INTO station_catalogues (site_id, device_id, catalogue, version, updated_by, updated_at) "
         "VALUES (%s, %s, %s::jsonb, %s, %s, %s) ON CONFLICT (site_id, device_id) DO UPDATE SET "
@@ -76,8 +78,8 @@ def publish_notice(conn: psycopg.Connection, staff: Staff, title: str, body: str
     Returns (stations updated, stations skipped for having no catalogue on the platform)."""
     title, body = title.strip(), body.strip()
     if not title or not body or len(title) > MAX_NOTICE_TITLE or len(body) > MAX_NOTICE_BODY:
-        raise Refused(f"a notice has a title (up to {MAX_NOTICE_TITLE} characters) and a text "
-                      f"(up to {MAX_NOTICE_BODY})")
+        raise Refused("a notice has a title (up to %(title)d characters) and a text (up to %(body)d)",
+                      title=MAX_NOTICE_TITLE, body=MAX_NOTICE_BODY)
     notice = {"id": f"notice-{uuid.uuid4().hex[:12]}", "kind": "notice",
               "title": {"zh": title, "en": title}, "body": {"zh": body, "en": body},
               "published_at": iso(now), "office": {"zh": staff.unit_name, "en": staff.unit_name}}
@@ -92,6 +94,6 @@ def publish_notice(conn: psycopg.Connection, staff: Staff, title: str, body: str
         for site, device, catalogue in rows:
             if catalogue is not None:
                 catalogue = {**catalogue, "notices": [notice, *catalogue.get("notices", [])]}
-                _store_and_queue(conn, staff, site, device, catalogue, now)
+                store_and_queue(conn, staff, site, device, catalogue, now)
                 updated += 1
     return updated, skipped

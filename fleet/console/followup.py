@@ -34,7 +34,13 @@ class NotFound(LookupError):
 
 
 class Refused(ValueError):
-    pass
+    """Refused in staff's words: `message` is an English message id with %(name)s fields
+    from `params`, which the console translates (str() is the English text)."""
+
+    def __init__(self, message: str, **params: object) -> None:
+        super().__init__(message % params if params else message)
+        self.message = message
+        self.params = params
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,7 @@ def decide_booking(conn: psycopg.Connection, staff: Staff, booking_id: str, appr
         if row is None or not can_see_station(conn, staff, row[0], row[1]):
             raise NotFound(booking_id)
         if row[2] != "pending":
-            raise Refused(f"this booking is already {row[2]}")
+            raise Refused("this booking is already %(state)s", state=row[2])
         decision = "approved" if approve else "rejected"
         reason = (reason or "").strip()[:500] or None
         conn.execute("UPDATE bookings SET state = %s, reason = %s, decided_by = %s, decided_at = %s "
@@ -121,35 +127,75 @@ def escalate(conn: psycopg.Connection, now: datetime) -> int:
     return moved
 
 
-def help_requests(conn: psycopg.Connection, staff: Staff, now: datetime) -> list[dict[str, Any]]:
+def help_requests(conn: psycopg.Connection, staff: Staff, now: datetime, *,
+                  category: str | None = None,
+                  exclude: tuple[str, ...] = (),
+                  station: tuple[str, str] | None = None) -> list[dict[str, Any]]:
     """The staff member's requests, newest first; `overdue` (red) once unhandled for 24 h;
-    `escalated_here` when the escalation reached this staff member's level."""
+    `escalated_here` when the escalation reached this staff member's level. `category`
+    keeps only that one (request.submitted's category), `exclude` leaves those out: letters and
+    found-item reports have their own pages (mailbox.py, lost_found.py); `station` is one
+    (site_id, device_id) of theirs."""
+    where, params = [visible_stations_sql()], {"unit": staff.org_unit_id}
+    if category is not None:  # help_requests_category_time serves this, newest first
+        where.append("r.data->>'category' = %(category)s")
+        params["category"] = category
+    if exclude:
+        where.append("COALESCE(r.data->>'category', '') <> ALL(%(exclude)s)")
+        params["exclude"] = list(exclude)
+    if station is not None:
+        where.append("r.site_id = %(site)s AND r.device_id = %(device)s")
+        params.update(site=station[0], device=station[1])
     rows = conn.execute(
         "SELECT r.site_id, r.device_id, r.request_id, r.data, r.submitted_at, r.status, r.escalated_to, "
         "(SELECT u.reply FROM help_request_updates u WHERE u.site_id = r.site_id AND u.device_id = r.device_id "
         " AND u.request_id = r.request_id AND u.reply IS NOT NULL ORDER BY u.id DESC LIMIT 1) "
         "FROM help_requests r JOIN devices dv ON dv.site_id = r.site_id AND dv.device_id = r.device_id "
-        f"WHERE {visible_stations_sql()} ORDER BY r.submitted_at DESC LIMIT 500",
-        {"unit": staff.org_unit_id}).fetchall()
-    return [{"site_id": r[0], "device_id": r[1], "request_id": r[2], "data": r[3], "submitted_at": r[4],
-             "status": r[5], "escalated_to": r[6], "last_reply": r[7],
-             "overdue": escalation_due(r[4], r[5], now) is not None,
-             "escalated_here": r[6] is not None and r[6] == staff.level,
-             "next_statuses": NEXT_STATUSES[r[5]]} for r in rows]
+        f"WHERE {' AND '.join(where)} ORDER BY r.submitted_at DESC LIMIT 500", params).fetchall()
+    return [_request_row(r, staff, now) for r in rows]
+
+
+def help_request(conn: psycopg.Connection, staff: Staff, site_id: str, device_id: str, request_id: str,
+                 now: datetime) -> dict[str, Any]:
+    """One request with its updates (oldest first) under `updates`; NotFound when not the
+    staff member's to see."""
+    if not can_see_station(conn, staff, site_id, device_id):
+        raise NotFound(request_id)
+    row = conn.execute(
+        "SELECT r.site_id, r.device_id, r.request_id, r.data, r.submitted_at, r.status, r.escalated_to, "
+        "(SELECT u.reply FROM help_request_updates u WHERE u.site_id = r.site_id AND u.device_id = r.device_id "
+        " AND u.request_id = r.request_id AND u.reply IS NOT NULL ORDER BY u.id DESC LIMIT 1) "
+        "FROM help_requests r WHERE r.site_id = %s AND r.device_id = %s AND r.request_id = %s",
+        (site_id, device_id, request_id)).fetchone()
+    if row is None:
+        raise NotFound(request_id)
+    updates = conn.execute(
+        "SELECT status, reply, staff, at FROM help_request_updates WHERE site_id = %s AND device_id = %s "
+        "AND request_id = %s ORDER BY id", (site_id, device_id, request_id)).fetchall()
+    return {**_request_row(row, staff, now),
+            "updates": [{"status": u[0], "reply": u[1], "staff": u[2], "at": u[3]} for u in updates]}
+
+
+def _request_row(r: tuple, staff: Staff, now: datetime) -> dict[str, Any]:
+    return {"site_id": r[0], "device_id": r[1], "request_id": r[2], "data": r[3], "submitted_at": r[4],
+            "status": r[5], "escalated_to": r[6], "last_reply": r[7],
+            "overdue": escalation_due(r[4], r[5], now) is not None,
+            "escalated_here": r[6] is not None and r[6] == staff.level,
+            "next_statuses": NEXT_STATUSES[r[5]]}
 
 
 def update_request(conn: psycopg.Connection, staff: Staff, site_id: str, device_id: str, request_id: str,
                    status: str, reply: str | None, now: datetime) -> None:
     reply = (reply or "").strip() or None
     if reply is not None and len(reply) > MAX_REPLY:
-        raise Refused(f"a reply has at most {MAX_REPLY} characters")
+        raise Refused("a reply has at most %(limit)d characters", limit=MAX_REPLY)
     with conn.transaction():
         row = conn.execute("SELECT status FROM help_requests WHERE site_id = %s AND device_id = %s "
                            "AND request_id = %s FOR UPDATE", (site_id, device_id, request_id)).fetchone()
         if row is None or not can_see_station(conn, staff, site_id, device_id):
             raise NotFound(request_id)
         if status != row[0] and status not in NEXT_STATUSES[row[0]]:
-            raise Refused(f"a request that is {row[0]} cannot become {status}")
+            raise Refused("a request that is %(state)s cannot become %(status)s", state=row[0], status=status)
         if status == row[0] and reply is None:
             raise Refused("nothing to send: the state is unchanged and there is no reply")
         update_id = conn.execute(

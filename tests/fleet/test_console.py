@@ -48,6 +48,7 @@ def clock() -> FakeClock:
 def app(database_url: str, clock: FakeClock):
     settings = load_settings(database_url=database_url)
     app = create_app(settings, now=clock.now)
+    app.config["CONSOLE_DEFAULT_LANGUAGE"] = "en"  # these tests read the English wording
     return app
 
 
