@@ -124,7 +124,7 @@ def test_dev_stack_books_at_the_kiosk_approves_in_the_console_and_stops_on_ctrl_
         page = console.get("/bookings")
         booking_id = re.search(r'data-booking="([^"]+)"', page).group(1)
         page = console.post(f"/bookings/{booking_id}/decide", decision="approved", reason="", csrf_token=csrf(page))
-        assert "Nothing waiting." in page
+        assert "暂无待审批的预约。" in page  # the console speaks Chinese first (ADR 0163)
 
         wait_until(lambda: kiosk.get(day_view).count('class="slot taken"') == 1, timeout=30,
                    what="the kiosk shows the slot taken")
