@@ -453,7 +453,10 @@ class IrisService:
                                     coarse_outline(quality.metrics, frame.shape))
                 del frame
             self._set_guidance(guidance, stop)
-            stop.wait(max(GUIDE_INTERVAL_S - (time.monotonic() - started), 0.0))
+            # At most every GUIDE_INTERVAL_S, and resting at least as long as the frame
+            # took: on a slow or busy box the guide never takes more than half a core.
+            took = time.monotonic() - started
+            stop.wait(max(GUIDE_INTERVAL_S - took, took))
 
     def _set_guidance(self, guidance: Guidance, stop: threading.Event | None = None) -> None:
         with self._guide_lock:

@@ -21,11 +21,22 @@
     });
   }
 
-  // Simulate mode: changing who or what is at the camera shows it at once.
+  // One capture per page: the button and the live state ("ready") do not both send it.
+  for (const form of document.querySelectorAll("form[data-live-submit]")) {
+    form.addEventListener("submit", (e) => {
+      if (form.dataset.sent) e.preventDefault();
+      else form.dataset.sent = "1";
+    });
+  }
+
+  // Simulate mode: choosing what the camera sees shows it at once (and, after that, so does
+  // choosing who); the button sends the same choice with the capture.
   const controls = document.querySelectorAll("select[data-iris-sim]");
   const scene = document.querySelector("select[data-sim-url]");
   for (const control of controls) {
     control.addEventListener("change", () => {
+      if (control === scene) scene.dataset.chosen = "1";
+      if (!scene.dataset.chosen) return;
       const form = new FormData(control.form);
       fetch(scene.dataset.simUrl, { method: "POST", body: form,
                                    headers: { "X-CSRFToken": document.body.dataset.csrf } });
