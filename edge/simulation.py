@@ -145,6 +145,31 @@ class Simulation:
         if self.iris_camera is not None and resident_id:
             self.iris_camera.show_eye(synthetic_person(resident_id))
 
+    def show_iris_scene(self, resident_id: str, scene: str) -> bool:
+        """The kiosk's simulate-only control: put `scene` in front of the iris camera for
+        `resident_id` ("stranger": someone nobody enrolled). Scenes: "live" (the eye, as a
+        resident would show it), a trouble of simulators.camera.EYE_TROUBLES ("too_far",
+        "blurred", "closed", "glasses", "too_bright"), an attack ("paper", "photo",
+        "screen": simulators.camera.SimulatedCamera.show_print), or "nothing". False when
+        there is no simulated iris camera or the scene is unknown."""
+        from simulators.camera import EYE_TROUBLES
+        from simulators.people import synthetic_person
+
+        camera = self.iris_camera
+        if camera is None or not resident_id:
+            return False
+        if scene == "nothing":
+            camera.show_nothing()
+        elif scene == "live":
+            camera.show_eye(synthetic_person(resident_id))
+        elif scene in EYE_TROUBLES:
+            camera.show_eye(synthetic_person(resident_id), trouble=scene)
+        elif scene in ("paper", "photo", "screen"):
+            camera.show_print(synthetic_person(resident_id), medium=scene)
+        else:
+            return False
+        return True
+
     @staticmethod
     def still_camera(purpose: str, qr_text: str) -> SimulatedCamera:
         """For `edge diag`: a camera that shows `qr_text` ("qr") or a synthetic eye ("iris")."""

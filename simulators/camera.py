@@ -93,6 +93,11 @@ class EyeCapture:
     limbus_width: float = 0.05  # in iris radii
     blur_sigma: float = 0.8
     noise_sigma: float = 3.0
+    # Sunlight on the face: grey levels scaled by this before the camera clips them.
+    exposure: float = 1.0
+    # Spectacle lenses: each mirrors a lamp or window as a large bright patch, much bigger
+    # than a cornea's glint, somewhere over the iris.
+    lens_glare: int = 0
     seed: int = 0
 
 
@@ -161,9 +166,10 @@ def render_eye(
         gx, gy = capture.led_glint
         cv2.circle(image, (int(round(cx + px + gx * radius)), int(round(cy + py + gy * radius))),
                    max(int(radius * 0.04), 3), 252.0, -1, cv2.LINE_AA)
+    image = _lens_glare(image, rng, capture.lens_glare, cx, cy, radius)
     if capture.blur_sigma > 0:
         image = cv2.GaussianBlur(image, (0, 0), capture.blur_sigma)
-    image = image + rng.normal(0, capture.noise_sigma, image.shape).astype(np.float32)
+    image = image * capture.exposure + rng.normal(0, capture.noise_sigma, image.shape).astype(np.float32)
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
@@ -241,6 +247,17 @@ def _reflections(
         dist = rng.uniform(0.2, 1.3) * pupil_r
         centre = (int(pupil_x + dist * math.cos(angle)), int(pupil_y + dist * math.sin(angle)))
         cv2.circle(image, centre, int(rng.integers(4, 9)), 252.0, -1, cv2.LINE_AA)
+    return image
+
+
+def _lens_glare(image: np.ndarray, rng: np.random.Generator, patches: int,
+                cx: float, cy: float, radius: float) -> np.ndarray:
+    for _ in range(patches):
+        angle, dist = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 0.7) * radius
+        centre = (int(cx + dist * math.cos(angle)), int(cy + dist * math.sin(angle)))
+        axes = (int(radius * rng.uniform(0.2, 0.3)), int(radius * rng.uniform(0.12, 0.2)))
+        cv2.ellipse(image, centre, axes, float(rng.uniform(0, 180)), 0, 360, 255.0, -1,
+                    cv2.LINE_AA)
     return image
 
 
@@ -408,6 +425,16 @@ def _glare(frame: np.ndarray, rng: np.random.Generator, strength: float,
 
 Scene = Callable[[], np.ndarray]
 
+# Eyes with one thing wrong, for the kiosk's simulate-only control and tests: what each
+# changes in a capture. The iris gates judge the frames; these only make the trouble.
+EYE_TROUBLES: dict[str, dict[str, object]] = {
+    "too_far": {"scale": 0.55, "blur_sigma": 0.4},
+    "blurred": {"blur_sigma": 12.0},  # moving, or out of focus
+    "closed": {"upper_lid": 0.0},  # the upper lid down to the pupil's middle
+    "glasses": {"lens_glare": 3},
+    "too_bright": {"exposure": 2.6},  # sunlight on the face
+}
+
 
 class SimulatedCamera:
     """A CameraSource that plays scenes in order. Each `show_*` queues a scene; a scene with
@@ -440,11 +467,15 @@ class SimulatedCamera:
 
     def show_eye(self, person_id: int, *, frames: int | None = None, **capture: object) -> None:
         """Live captures of one person's eye: each frame is a new capture, varied like a
-        person standing at the kiosk, unless `capture` fixes a parameter (e.g. blur_sigma).
+        person standing at the kiosk, unless `capture` fixes a parameter (e.g. blur_sigma)
+        or names a `trouble` (a key of EYE_TROUBLES: "too_far", "blurred", "closed", ...).
         The eye answers the illuminator: the LED's glint sits on the side of the lit LED,
         and the pupil narrows after the switch to the brighter pattern."""
         iris = self._iris(person_id)
         rng = np.random.default_rng(self._rng.integers(0, 2**31))
+        trouble = capture.pop("trouble", None)
+        if trouble is not None:  # one of EYE_TROUBLES, unless `capture` says otherwise
+            capture = {**EYE_TROUBLES[str(trouble)], **capture}
         resting = float(capture.pop("pupil_ratio", rng.uniform(0.3, 0.45)))  # type: ignore[arg-type]
         capture.setdefault("reflections", 0)
 

@@ -4,11 +4,19 @@ Knows nothing of Flask or the locker: the pickup screen asks `identify_from_came
 eye is in front of the camera and, on a match only, asks the locker for that resident's
 parcels. Every attempt is audited with its result and a coarse distance bucket, never a
 template; no event goes to the outbox, so nothing iris-related leaves the box (ADR 0044).
+
+While a screen waits for an eye, `guiding()` judges a few frames a second with the same
+quality gates as a capture and keeps only the verdict (`Guidance`: the gate's code, whether
+the eye has been good long enough, where the iris is as three rounded numbers), so the
+screen can say what to fix before the capture (ADR 0144). Both enrolment captures and
+pickups run the live-eye check (ADR 0142, 0144).
 """
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,6 +50,8 @@ Outcome = Literal["match", "near_miss", "no_match", "quality", "nobody_enrolled"
 FRAMES_PER_ATTEMPT = 8  # camera frames tried before giving the person the quality advice
 LIVENESS_FRAMES = 15  # frames watched after the illuminator switch: a second at 15 fps
 _PENDING_LIMIT = MAX_ENROL_CAPTURES  # good captures kept while an enrolment is under way
+GUIDE_INTERVAL_S = 0.15  # live guidance judges a frame about 6-7 times a second at most
+STEADY_FRAMES = 3  # good frames in a row before the screen may take the capture by itself
 
 
 class IrisError(Exception):
@@ -64,6 +74,42 @@ class IrisResult:
     @property
     def matched(self) -> bool:
         return self.outcome == "match"
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """What the iris camera sees now, for the screen, judged by the capture's own gates.
+
+    `code`: a quality code ("ok" = good, hold still; "too_far", "blurred", ...), or
+    "waiting" (no frame judged yet), "capturing" (a capture has the camera), "no_frame"
+    (the camera gave no picture). `steady`: good for STEADY_FRAMES frames in a row.
+    `outline`: where the iris is, as (x, y, r) fractions of the frame width/height rounded
+    to 0.02, once the gates found one; never a picture."""
+
+    code: str
+    steady: bool = False
+    outline: tuple[float, float, float] | None = None
+
+    def state(self) -> dict[str, object]:
+        state: dict[str, object] = {"guide": self.code, "ready": self.steady}
+        if self.outline is not None:
+            state["eye_x"], state["eye_y"], state["eye_r"] = self.outline
+        return state
+
+
+def coarse_outline(metrics: dict[str, float], shape: tuple[int, ...]
+                   ) -> tuple[float, float, float] | None:
+    """The iris circle the gates measured, as fractions of the frame rounded to 0.02: enough
+    to draw where the eye sits in the target ring, far too coarse to say anything of it."""
+    if not {"iris_x", "iris_y", "iris_r"} <= metrics.keys():
+        return None
+    height, width = shape[:2]
+
+    def coarse(value: float) -> float:
+        return round(round(value * 50) / 50, 2)
+
+    return (coarse(metrics["iris_x"] / width), coarse(metrics["iris_y"] / height),
+            coarse(metrics["iris_r"] / width))
 
 
 @dataclass(frozen=True)
@@ -125,6 +171,14 @@ class IrisService:
         self._station = station
         self._pending: dict[str, list[IrisTemplate]] = {}  # in memory only, never stored
         self._lock = threading.Lock()
+        # One reader of the camera at a time: a capture (with its illuminator switch) holds
+        # it for all its frames, and live guidance waits meanwhile.
+        self._camera_lock = threading.Lock()
+        self._guide_lock = threading.Lock()
+        self._guidance = Guidance("waiting")
+        self._guide_listeners: list[Callable[[], None]] = []
+        self._guide_stop: threading.Event | None = None
+        self._captures = 0  # captures taken so far: guidance starts its steadiness afresh
 
     def start(self) -> None:
         """Decrypt every stored template into the gallery (a template that does not decrypt
@@ -140,6 +194,11 @@ class IrisService:
     def stop(self) -> None:
         with self._lock:
             self._pending.clear()
+        with self._guide_lock:
+            self._guide_listeners.clear()
+            if self._guide_stop is not None:
+                self._guide_stop.set()
+                self._guide_stop = None
         if self._camera is not None:
             self._camera.close()
 
@@ -152,7 +211,8 @@ class IrisService:
         the size leaves here; the frame (an eye, perhaps) is dropped at once."""
         if self._camera is None:
             return None
-        frame = self._camera.read()
+        with self._camera_lock:
+            frame = self._camera.read()
         return None if frame is None else f"{frame.shape[1]}x{frame.shape[0]}"
 
     def is_enrolled(self, resident_id: str) -> bool:
@@ -178,9 +238,24 @@ class IrisService:
     def capture_for_enrolment(self, resident_id: str, *, assurance: str | Assurance) -> CaptureProgress:
         """One live capture for the enrol screen; good templates wait in memory. Three are
         needed; while no three agree, one more is asked for, up to MAX_ENROL_CAPTURES,
-        after which finishing reports `inconsistent` and the screen starts over."""
+        after which finishing reports `inconsistent` and the screen starts over.
+
+        Each capture passes the same live-eye check as a pickup (ADR 0142, 0144): a print
+        or a screen raises IrisError "not_live" (a station without an illuminator:
+        "liveness_unavailable"), audited, and the captures kept so far are dropped, so the
+        enrolment starts over from consent."""
         self._require(resident_id, assurance, "iris_enrol")
-        quality, template = self._capture()
+        quality, template = self._capture(live=True)
+        if quality.code == "not_live":
+            self.abandon_enrolment(resident_id)
+            detail = {"liveness": quality.detail or "unknown"}
+            with self._db.write() as s:
+                audit(s, Actor.RESIDENT, "iris_enrol", "refused_not_live", actor_id=resident_id,
+                      target=f"kiosk:{self._station}", detail=detail, clock=self._clock)
+            if quality.detail == "no_illuminator":
+                raise IrisError("liveness_unavailable",
+                                "This station cannot check for a live eye, so it cannot enrol one.")
+            raise IrisError("not_live", quality.message)
         with self._lock:
             kept = self._pending.setdefault(resident_id, [])
             if template is not None:
@@ -329,9 +404,87 @@ class IrisService:
             audit(s, Actor.RESIDENT, "iris_identify", result.outcome, actor_id=result.resident_id,
                   target=f"kiosk:{self._station}", detail=detail, clock=self._clock)
 
+    # --- live guidance ----------------------------------------------------------------------
+
+    def guidance(self) -> Guidance:
+        return self._guidance
+
+    @contextmanager
+    def guiding(self, on_change: Callable[[], None]) -> Iterator[None]:
+        """While at least one screen waits for an eye, a thread judges a camera frame about
+        every GUIDE_INTERVAL_S with the capture's quality gates and calls each `on_change`
+        when the guidance changes. Only the verdict is kept: the frame and any template
+        are dropped at once. The last screen to leave stops the thread."""
+        if self._camera is None:
+            raise IrisError("no_camera", "This station has no iris camera.")
+        with self._guide_lock:
+            self._guide_listeners.append(on_change)
+            if self._guide_stop is None:
+                self._guide_stop = threading.Event()
+                self._guidance = Guidance("waiting")
+                threading.Thread(target=self._guide, args=(self._guide_stop,), daemon=True,
+                                 name="iris-guide").start()
+        try:
+            yield
+        finally:
+            with self._guide_lock:
+                if on_change in self._guide_listeners:
+                    self._guide_listeners.remove(on_change)
+                if not self._guide_listeners and self._guide_stop is not None:
+                    self._guide_stop.set()
+                    self._guide_stop = None
+
+    def _guide(self, stop: threading.Event) -> None:
+        good, captures = 0, self._captures
+        while not stop.is_set():
+            started = time.monotonic()
+            with self._camera_lock:
+                frame = None if stop.is_set() or self._camera is None else self._camera.read()
+            if stop.is_set():
+                break
+            if captures != self._captures:  # a capture came between: steadiness starts over
+                good, captures = 0, self._captures
+            if frame is None:
+                good, guidance = 0, Guidance("no_frame")
+            else:
+                quality = extract(frame).quality
+                good = good + 1 if quality.ok else 0
+                guidance = Guidance(quality.code, good >= STEADY_FRAMES,
+                                    coarse_outline(quality.metrics, frame.shape))
+                del frame
+            self._set_guidance(guidance, stop)
+            # At most every GUIDE_INTERVAL_S, and resting at least as long as the frame
+            # took: on a slow or busy box the guide never takes more than half a core.
+            took = time.monotonic() - started
+            stop.wait(max(GUIDE_INTERVAL_S - took, took))
+
+    def _set_guidance(self, guidance: Guidance, stop: threading.Event | None = None) -> None:
+        with self._guide_lock:
+            if stop is not None and (stop is not self._guide_stop or self._camera_lock.locked()):
+                # A thread told to stop does not speak after its successor, nor over a
+                # capture that took the camera after it read its frame.
+                return
+            changed, self._guidance = guidance != self._guidance, guidance
+            listeners = list(self._guide_listeners)
+        if changed:
+            for listener in listeners:
+                listener()
+
+    # --- capture ------------------------------------------------------------------------------
+
     def _capture(self, live: bool = False) -> tuple[Quality, IrisTemplate | None]:
         if self._camera is None:
             raise IrisError("no_camera", "This station has no iris camera.")
+        with self._camera_lock:
+            self._set_guidance(Guidance("capturing"))
+            try:
+                return self._capture_frames(live)
+            finally:
+                self._captures += 1
+                self._set_guidance(Guidance("waiting"))
+
+    def _capture_frames(self, live: bool) -> tuple[Quality, IrisTemplate | None]:
+        assert self._camera is not None
         quality = Quality("no_eye")
         for _ in range(FRAMES_PER_ATTEMPT):
             frame = self._camera.read()

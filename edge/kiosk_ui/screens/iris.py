@@ -2,12 +2,15 @@
 
 Thin adapter over IrisService (edge/identity/service.py): a match opens that resident's
 parcels through the locker; a near miss or no match asks for the pickup code instead.
+While the pickup and capture screens are open they follow the "iris" live topic: the
+words of GUIDE_WORDS for the gate that refuses the eye now, a ring that turns green, and
+the capture taken by itself once the eye has been good for a moment (ADR 0144).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
 from edge.kiosk_ui.screens.common import (
@@ -36,11 +39,42 @@ QUALITY_WORDS = {
     "not_live": N_("We could not confirm a live eye. Look into the camera yourself, without a photo or a screen."),
     "ok": N_("Eye captured."),
 }
+# Live guidance (IrisService.guiding), short enough to read from a step back. Each quality
+# code is the gate that refused the latest frame; "ok" is shown only when every gate passed.
+GUIDE_WORDS = {
+    "waiting": N_("Look into the camera above the screen"),
+    "no_eye": N_("Look straight into the camera"),
+    "off_centre": N_("Move your eye to the middle"),
+    "too_far": N_("Move closer"),
+    "too_close": N_("Move back a little"),
+    "blurred": N_("Hold still"),
+    "covered": N_("Open your eyes wide"),
+    "glasses": N_("Please take off your glasses"),
+    "too_bright": N_("Too bright: shade the camera from the sun"),
+    "ok": N_("Good, hold still"),
+    "capturing": N_("Taking the picture, hold still"),
+    "no_frame": N_("The camera is not answering"),
+}
+# Simulate mode: what the simulated iris camera can be told to show (Simulation.show_iris_scene).
+SIM_SCENES = {
+    "live": N_("The eye, looking in"),
+    "too_far": N_("Too far away"),
+    "blurred": N_("Moving (blurred)"),
+    "closed": N_("Eyes half closed"),
+    "glasses": N_("Wearing glasses"),
+    "too_bright": N_("In bright sunlight"),
+    "paper": N_("A printed photo of the eye (attack)"),
+    "photo": N_("A glossy photo print of the eye (attack)"),
+    "screen": N_("A phone screen showing the eye (attack)"),
+    "nothing": N_("Nobody"),
+}
 ENROL_WORDS = {
     "too_few_captures": N_("We need a few more clear pictures of your eye. Please try again."),
     "inconsistent": N_("The pictures did not agree with each other yet. Please look into the camera again for a few more pictures."),
     "consent_required": N_("Iris enrolment needs your agreement first."),
     "already_enrolled": N_("An eye is already enrolled for you. Delete it first, then enrol again."),
+    "not_live": N_("We could not confirm a live eye, so nothing was enrolled. Only your own eye, looking into the camera, can be enrolled; a photo or a screen cannot."),
+    "liveness_unavailable": N_("This station cannot check for a live eye, so it cannot enrol one. Please use your pickup code."),
 }
 STRANGER = "stranger"  # simulate mode: someone nobody enrolled stands at the camera
 
@@ -48,13 +82,29 @@ STRANGER = "stranger"  # simulate mode: someone nobody enrolled stands at the ca
 @bp.app_context_processor
 def _iris_context() -> dict[str, Any]:
     iris = controller().services.iris
-    return {"iris_camera": bool(iris is not None and iris.has_camera)}
+    return {"iris_camera": bool(iris is not None and iris.has_camera),
+            "iris_guide_words": GUIDE_WORDS, "iris_sim_scenes": SIM_SCENES,
+            "sim_iris": _simulated_iris_camera()}
 
 
 @bp.get("/pickup")
 def pickup() -> Any:
     _iris_with_camera()
     return render_template("iris_pickup.html", demo_people=_demo_people(), stranger=STRANGER)
+
+
+@bp.post("/simulate")
+def simulate() -> Any:
+    """Simulate mode: the page's "what the camera sees" control, applied at once so the
+    live guidance follows it. 404 on a real station. On the capture screen the person is
+    always the signed-in resident."""
+    simulation = controller().simulation
+    if simulation is None or simulation.iris_camera is None:
+        abort(404)
+    person = _simulated_person(request.form.get("sim_person"))
+    if not person or not simulation.show_iris_scene(person, request.form.get("sim_scene", "live")):
+        return jsonify(error="unknown person or scene"), 400
+    return jsonify(ok=True)
 
 
 @bp.post("/pickup")
@@ -68,7 +118,7 @@ def pickup_look() -> Any:
     except CoolingDown as exc:
         flash(error_message(exc), "error")
         return redirect(url_for("pickup.enter_code"))
-    _simulate_eye(request.form.get("sim_person"))
+    _simulate_eye(request.form.get("sim_person"), request.form.get("sim_scene"))
     result = iris.identify_from_camera()
     if result.outcome == "quality" and result.quality == "not_live":
         # A photo or a screen at the camera: it spends the kiosk's attempt budget too.
@@ -139,14 +189,21 @@ def consent() -> Any:
 @bp.route("/capture", methods=["GET", "POST"])
 @assurance_required("iris_enrol")
 def capture() -> Any:
+    from edge.identity.service import IrisError
+
     iris = _iris_with_camera()
     resident_id = resident()["resident_id"]
     if session.get("iris_consent") != resident_id:
         return redirect(url_for("iris.enrol"))
     if request.method == "GET":
         return render_template("iris_capture.html", captured=0, needed=3)
-    _simulate_eye(resident_id)
-    progress = iris.capture_for_enrolment(resident_id, assurance=visit_assurance())
+    _simulate_eye(resident_id, request.form.get("sim_scene"))
+    try:
+        progress = iris.capture_for_enrolment(resident_id, assurance=visit_assurance())
+    except IrisError as exc:  # not a live eye: the captures so far are gone, start over
+        session.pop("iris_consent", None)
+        flash(_(ENROL_WORDS.get(exc.code, ENROL_WORDS["not_live"])), "error")
+        return redirect(url_for("iris.enrol"))
     if progress.captured < progress.needed:
         if not progress.quality.ok:
             flash(_(QUALITY_WORDS[progress.quality.code]), "error")
@@ -185,6 +242,11 @@ def _iris_with_camera() -> Any:
     return iris
 
 
+def _simulated_iris_camera() -> bool:
+    simulation = controller().simulation
+    return simulation is not None and simulation.iris_camera is not None
+
+
 def _demo_people() -> list[tuple[str, str]]:
     """Simulate mode: whose eye the simulated camera can show (the synced residents)."""
     simulation = controller().simulation
@@ -197,9 +259,17 @@ def _demo_people() -> list[tuple[str, str]]:
         return [(row.resident_id, row.name_masked) for row in rows]
 
 
-def _simulate_eye(resident_id: str | None) -> None:
-    """Simulate mode: put the chosen resident's synthetic eye (or a stranger's) in front of
-    the simulated camera. Tests drive the simulated camera themselves and send nothing."""
+def _simulated_person(chosen: str | None) -> str | None:
+    """Simulate mode: whose eye the control shows; on the capture screen, the resident's."""
+    if request.form.get("sim_for") == "capture":
+        return resident()["resident_id"] if resident() else None
+    return chosen
+
+
+def _simulate_eye(resident_id: str | None, scene: str | None = None) -> None:
+    """Simulate mode: put the chosen resident's synthetic eye (or a stranger's), as the
+    page's scene control says, in front of the simulated camera when the form is sent.
+    Tests that drive the simulated camera themselves send no person."""
     simulation = controller().simulation
     if simulation is not None and resident_id:
-        simulation.show_resident_eye(resident_id)
+        simulation.show_iris_scene(resident_id, scene or "live")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request, session
@@ -52,6 +52,11 @@ def topic_reader(topic: str) -> Callable[[], dict[str, Any]]:
     if kind == "bookings" and session.get("resident"):
         bookings, resident_id = services.bookings, session["resident"]["resident_id"]
         return lambda: {f"booking:{b.booking_id}": b.state for b in bookings.bookings_of(resident_id)}
+    if kind == "iris":  # whoever stands at the camera: the gates' verdict, no picture (ADR 0144)
+        iris = services.iris
+        if iris is None or not iris.has_camera:
+            abort(404)
+        return lambda: iris.guidance().state()
     if kind == "mine" and session.get("resident"):
         from edge.kiosk_ui.screens.mine import live_state_reader
 
@@ -69,6 +74,19 @@ def show_to_simulated_camera(text: str) -> bool:
     return simulation is not None and simulation.show_qr(text, SIMULATED_SHOWING_FRAMES)
 
 
+def topic_watch(topic: str) -> AbstractContextManager[Any]:
+    """What a stream keeps running while it is open: the QR scanner for "scan" (ADR 0046),
+    the iris camera's live guidance for "iris" (ADR 0144), which wakes the streams on
+    every change of verdict."""
+    live = hub()
+    if topic == "scan":
+        return live.watching_scan()
+    iris = controller().services.iris
+    if topic == "iris" and iris is not None:
+        return iris.guiding(live.notify)
+    return nullcontext()
+
+
 def _view_state(view: Any) -> dict[str, Any]:
     return {"state": view.state, "compartment": view.compartment}
 
@@ -76,10 +94,10 @@ def _view_state(view: Any) -> dict[str, Any]:
 @bp.get("/stream")
 def stream() -> Response:
     topic = request.args.get("topic", "presence")
-    live, read = hub(), topic_reader(topic)
+    live, read, watch = hub(), topic_reader(topic), topic_watch(topic)
 
     def events() -> Iterator[str]:
-        with live.watching_scan() if topic == "scan" else nullcontext():
+        with watch:
             yield "retry: 1000\n\n"
             sent: str | None = None
             version, started = -1, time.monotonic()

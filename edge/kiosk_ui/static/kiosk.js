@@ -72,6 +72,7 @@
   // Live state: the server pushes the whole state of what this page shows (server-sent events).
   function applyState(state) {
     if (state.presence && !saver.hidden) wake();
+    document.dispatchEvent(new CustomEvent("live-state", { detail: state }));  // page scripts (iris.js)
     for (const el of document.querySelectorAll("[data-live-when]")) {
       const [key, value] = el.dataset.liveWhen.split("=");  // "state=a" or "state=a|b"
       el.hidden = !value.split("|").includes(String(state[key]));
