@@ -25,13 +25,13 @@ log = structlog.get_logger("fleet.store")
 # unpacks itself (jsonb_to_recordset), instead of one array parameter per column, which
 # psycopg builds element by element in Python (half of a worker's time went there). The
 # keys are inserted first; only the rows whose exact key came back (new) go on to events
-# and, for a device seen for the first time, devices. A repeat inside the batch meets the
+# and, for a device this worker has not seen stored yet, devices. A repeat inside the batch meets the
 # key its first copy inserted in the same statement, so it is dropped like a repeat from an
 # earlier batch. Returns the batch positions of the stored rows.
 _WRITE_EVENTS = """
 WITH batch AS (
     SELECT * FROM jsonb_to_recordset(%(batch)s::jsonb)
-        AS b(i int, s text, d text, q bigint, m uuid, ty text, t timestamptz, da jsonb)
+        AS b(i int, s text, d text, q bigint, m uuid, ty text, t timestamptz, da jsonb, n boolean)
 ), keys AS (
     INSERT INTO event_keys (site_id, device_id, seq, message_id, received_at)
     SELECT s, d, q, m, %(at)s FROM batch ORDER BY s, d, q, i
@@ -45,10 +45,11 @@ WITH batch AS (
     INSERT INTO events (site_id, device_id, seq, message_id, type, ts, data, received_at)
     SELECT s, d, q, m, ty, t, da, %(at)s FROM fresh
 ), new_devices AS (
-    -- A row for a new device now (DO NOTHING locks no existing row), so that recovery
-    -- (`settle_stale`) finds it even if the worker dies before settling.
+    -- A row for a new device now, so that recovery (`settle_stale`) finds it even if the
+    -- worker dies before settling. Only for devices not known to have a row (n): DO NOTHING
+    -- locks no existing row, but it waits for a transaction that updated it (a settler).
     INSERT INTO devices (site_id, device_id)
-    SELECT DISTINCT s, d FROM fresh ORDER BY s, d
+    SELECT s, d FROM fresh WHERE n GROUP BY s, d ORDER BY s COLLATE "C", d COLLATE "C"
     ON CONFLICT (site_id, device_id) DO NOTHING
 )
 SELECT i FROM fresh ORDER BY i
@@ -67,11 +68,13 @@ UPDATE devices dv SET max_seq = GREATEST(dv.max_seq, t.q)
 FROM unnest(%(sites)s::text[], %(devices)s::text[], %(seqs)s::bigint[]) AS t(s, d, q)
 WHERE dv.site_id = t.s AND dv.device_id = t.d
 """
+# Every statement that locks devices' rows takes them in one order, bytewise (COLLATE "C",
+# as Python sorts str), so that no two transactions wait for each other in a circle.
 _UPSERT_DEVICES = """
 INSERT INTO devices AS dv (site_id, device_id, max_seq, last_event_ts, last_received_at)
 SELECT s, d, q, t, a FROM unnest(%(sites)s::text[], %(devices)s::text[], %(seqs)s::bigint[],
                                  %(tss)s::timestamptz[], %(ats)s::timestamptz[]) AS x(s, d, q, t, a)
-ORDER BY s, d
+ORDER BY s COLLATE "C", d COLLATE "C"
 ON CONFLICT (site_id, device_id) DO UPDATE SET
     max_seq = GREATEST(dv.max_seq, EXCLUDED.max_seq),
     last_event_ts = GREATEST(dv.last_event_ts, EXCLUDED.last_event_ts),
@@ -171,6 +174,9 @@ class IngestStore:
         self._private_key = private_key
         self._notifier = notifier
         self._now = now
+        # Devices whose row is committed (they are never deleted): a batch of theirs need not
+        # touch the devices table, where it would queue behind the settlers' transactions.
+        self._known_devices: set[tuple[str, str]] = set()
 
     def write_batch(self, conn: psycopg.Connection, items: Iterable[Event | Snapshot | Rejected], *,
                     settle: bool = True) -> BatchResult:
@@ -190,8 +196,9 @@ class IngestStore:
                 self._write_rejected(conn, rejected, at)
             if events:
                 self._write_events(conn, events, at, result)
-            for snapshot in snapshots:
+            for snapshot in _newest_in_lock_order(snapshots):
                 self._write_snapshot(conn, snapshot)
+        self._known_devices.update((e.site_id, e.device_id) for e in events)
         if settle and result.touched:
             self.settle(conn, result.touched, result)
         return result
@@ -222,7 +229,7 @@ class IngestStore:
         keys = {"sites": [r[0] for r in rows], "devices": [r[1] for r in rows], "at": self._now()}
         with conn.transaction():
             conn.execute("SELECT 1 FROM devices dv JOIN unnest(%(sites)s::text[], %(devices)s::text[]) AS t(s, d) "
-                         "ON dv.site_id = t.s AND dv.device_id = t.d ORDER BY dv.site_id, dv.device_id "
+                         "ON dv.site_id = t.s AND dv.device_id = t.d ORDER BY dv.site_id COLLATE \"C\", dv.device_id COLLATE \"C\" "
                          "FOR UPDATE OF dv", keys)
             conn.execute(_RAISE_MAX_SEQ, {**keys, "seqs": [r[2] for r in rows]})
             _watermarks_and_gaps(conn, keys, keys["at"], result)
@@ -232,7 +239,8 @@ class IngestStore:
     def _write_events(self, conn: psycopg.Connection, events: list[Event], at: datetime,
                       result: BatchResult) -> None:
         batch = json.dumps([{"i": i, "s": e.site_id, "d": e.device_id, "q": e.seq, "m": e.message_id,
-                             "ty": e.type, "t": e.ts.isoformat(), "da": e.data}
+                             "ty": e.type, "t": e.ts.isoformat(), "da": e.data,
+                             "n": (e.site_id, e.device_id) not in self._known_devices}
                             for i, e in enumerate(events)], ensure_ascii=False, separators=(",", ":"))
         fresh = [events[row[0]] for row in conn.execute(_WRITE_EVENTS, {"batch": batch, "at": at})]
         result.stored = len(fresh)
@@ -320,6 +328,18 @@ def project(conn: psycopg.Connection, event: Event) -> None:
             "INSERT INTO help_requests (site_id, device_id, request_id, data, submitted_at) "
             "VALUES (%s, %s, %s, %s::jsonb, %s) ON CONFLICT DO NOTHING",
             (event.site_id, event.device_id, str(data["request_id"]), event.body, event.ts))
+
+
+def _newest_in_lock_order(snapshots: list[Snapshot]) -> list[Snapshot]:
+    """The newest snapshot of each kind per device in the batch, in the order the devices'
+    rows are locked everywhere (site, device); written in arrival order they deadlocked
+    with the settlers."""
+    newest: dict[tuple[str, str, str], Snapshot] = {}
+    for snapshot in snapshots:
+        key = (snapshot.site_id, snapshot.device_id, snapshot.kind)
+        if key not in newest or newest[key].ts <= snapshot.ts:
+            newest[key] = snapshot
+    return [newest[key] for key in sorted(newest)]
 
 
 def _watermarks_and_gaps(conn: psycopg.Connection, keys: dict, at: datetime, result: BatchResult) -> None:
