@@ -186,6 +186,9 @@ def main() -> None:
     parser.add_argument("--interval-s", type=float, default=10, help="seconds between a station's events in the outage phase")
     parser.add_argument("--hold-s", type=float, default=30, help="how long the outage phase goes on once the backlog is in "
                                                                    "(10 with --quick)")
+    parser.add_argument("--batch-size", type=int, help="FLEET_INGEST__BATCH_SIZE for this run (default: the setting's)")
+    parser.add_argument("--receive-maximum", type=int,
+                        help="FLEET_INGEST__RECEIVE_MAXIMUM for this run, the raw subscriber's too (default: the setting's)")
     parser.add_argument("--outage-only", action="store_true", help="the raw subscriber and the outage phase only")
     args = parser.parse_args()
     stations_n, events_n = (200, 5) if args.quick else (args.stations, args.events)
@@ -203,10 +206,16 @@ def main() -> None:
     raw = None
     try:
         fleet_db.upgrade(url)
-        settings = load_settings(database_url=url, mqtt={"host": broker.host, "port": broker.port})
+        tuning = {key: value for key, value in (("batch_size", args.batch_size),
+                                                 ("receive_maximum", args.receive_maximum)) if value}
+        settings = load_settings(database_url=url, mqtt={"host": broker.host, "port": broker.port},
+                                 **({"ingest": tuning} if tuning else {}))
+        # The ingest settings' defaults (gap replay after 30 s) but for the forced-gap phase,
+        # which asks after 2 s so as not to wait; FLEET_INGEST__* from the environment apply.
         env = {**os.environ, "FLEET_DATABASE_URL": url, "FLEET_MQTT__HOST": broker.host,
                "FLEET_MQTT__PORT": str(broker.port), "FLEET_LOG_LEVEL": "INFO",
-               "FLEET_INGEST__GAP_REPLAY_AFTER_S": "2", "FLEET_INGEST__MAINTENANCE_EVERY_S": "1",
+               "FLEET_INGEST__MAINTENANCE_EVERY_S": "1",
+               **{f"FLEET_INGEST__{key.upper()}": str(value) for key, value in tuning.items()},
                # the workers run this checkout's fleet, not whatever an editable install points at
                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         links = connect_fleet(settings.mqtt, make_stations(stations_n), args.connections, name="bench")
@@ -217,7 +226,9 @@ def main() -> None:
             return pg.execute("SELECT count(*) FROM event_keys").fetchone()[0]
 
         print(f"{stations_n} stations over {args.connections} connections, {events_n} events each per "
-              f"phase ({burst_size} messages); Mosquitto and PostgreSQL on this machine")
+              f"phase ({burst_size} messages); Mosquitto and PostgreSQL on this machine; ingest batch "
+              f"{settings.ingest.batch_size} (or {settings.ingest.batch_wait_s:g} s), Receive Maximum "
+              f"{settings.ingest.receive_maximum}")
 
         # Raw subscriber alone: the broker and the publishers' ceiling on this machine.
         counter, ready = multiprocessing.Value("q", 0), multiprocessing.Event()
@@ -286,6 +297,8 @@ def main() -> None:
             burst(links, events_n)  # no worker running; the 2 sessions of the last phase hold them
             start = time.monotonic()
             ingest = Ingest(2, env)
+            up = time.monotonic() - start  # `fleet ingest` start: retiring sessions, spawning, imports
+            at_up = stored() - before
             timed_until(lambda: stored() >= before + burst_size, 900)
             drained = time.monotonic() - start
             probe = links[0].stations[next(iter(links[0].stations))]
@@ -297,10 +310,12 @@ def main() -> None:
             lag = time.monotonic() - sent_at
             ingest.stop()
             print(f"platform away during a burst: {burst_size} queued events drained in {drained:.1f} s "
-                  f"after the workers came back; then a new event stored {lag:.2f} s after it was sent")
+                  f"after `fleet ingest` started ({up:.1f} s until both workers had subscribed, {at_up} stored by "
+                  f"then; {(burst_size - at_up) / max(drained - up, 1e-9):.0f} msg/s after); then a new event stored "
+                  f"{lag:.2f} s after it was sent")
 
             # A forced gap: stations withhold seqs; the workers ask for them; the gap closes.
-            ingest = Ingest(2, env)
+            ingest = Ingest(2, {**env, "FLEET_INGEST__GAP_REPLAY_AFTER_S": "2"})
             first_gap = pg.execute("SELECT coalesce(max(id), 0) FROM gaps").fetchone()[0]
             start = time.monotonic()
             report = burst(links, events_n, chaos=Chaos(missing=0.001), seed=11)
