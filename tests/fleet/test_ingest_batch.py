@@ -111,3 +111,20 @@ def test_gaps_follow_missing_ranges_whatever_order_the_seqs_arrive_in(pg: psycop
     assert pg.execute("SELECT count(*) FROM gaps").fetchone()[0] > 0  # there were holes on the way
     tops = dict(pg.execute("SELECT device_id, watermark FROM devices").fetchall())
     assert tops == {device: len(seqs) for device, seqs in devices.items()}
+
+
+def test_a_batch_of_known_devices_does_not_wait_for_a_settler_holding_their_rows(
+        pg: psycopg.Connection, database_url: str) -> None:
+    store = writer()
+    store.write_batch(pg, [parse(*envelope(1, device=device)) for device in ("k1", "k2")], settle=False)
+    pg.commit()
+    with psycopg.connect(pg.info.dsn) as settler:  # a settler of any worker, mid-transaction
+        settler.execute("UPDATE devices SET max_seq = 1 WHERE device_id IN ('k1', 'k2')")
+        pg.execute("SET lock_timeout = '1s'")  # a wait on the settler would fail the batch
+        result = store.write_batch(pg, [parse(*envelope(2, device=device)) for device in ("k1", "k2")], settle=False)
+        assert result.stored == 2
+        # A device this store has not seen yet gets its row in the batch.
+        assert store.write_batch(pg, [parse(*envelope(1, device="k3"))], settle=False).stored == 1
+        settler.rollback()
+    pg.execute("RESET lock_timeout")
+    assert [r[0] for r in pg.execute("SELECT device_id FROM devices ORDER BY 1")] == ["k1", "k2", "k3"]
