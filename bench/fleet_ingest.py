@@ -182,13 +182,16 @@ def main() -> None:
     parser.add_argument("--stations", type=int, default=1000)
     parser.add_argument("--events", type=int, default=20, help="events per station per phase")
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--outage-s", type=float, default=600, help="length of the stations' outage (120 with --quick)")
-    parser.add_argument("--interval-s", type=float, default=10, help="seconds between a station's events in the outage phase")
-    parser.add_argument("--hold-s", type=float, default=30, help="how long the outage phase goes on once the backlog is in "
-                                                                   "(10 with --quick)")
-    parser.add_argument("--batch-size", type=int, help="FLEET_INGEST__BATCH_SIZE for this run (default: the setting's)")
+    parser.add_argument("--outage-s", type=float, default=600,
+                        help="length of the stations' outage (120 with --quick)")
+    parser.add_argument("--interval-s", type=float, default=10,
+                        help="seconds between a station's events in the outage phase")
+    parser.add_argument("--hold-s", type=float, default=30,
+                        help="how long the outage phase goes on once the backlog is in (10 with --quick)")
+    parser.add_argument("--batch-size", type=int,
+                        help="FLEET_INGEST__BATCH_SIZE for this run (default: the setting's)")
     parser.add_argument("--receive-maximum", type=int,
-                        help="FLEET_INGEST__RECEIVE_MAXIMUM for this run, the raw subscriber's too (default: the setting's)")
+                        help="FLEET_INGEST__RECEIVE_MAXIMUM for this run, the raw subscriber's too")
     parser.add_argument("--outage-only", action="store_true", help="the raw subscriber and the outage phase only")
     args = parser.parse_args()
     stations_n, events_n = (200, 5) if args.quick else (args.stations, args.events)

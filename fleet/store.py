@@ -25,9 +25,9 @@ log = structlog.get_logger("fleet.store")
 # unpacks itself (jsonb_to_recordset), instead of one array parameter per column, which
 # psycopg builds element by element in Python (half of a worker's time went there). The
 # keys are inserted first; only the rows whose exact key came back (new) go on to events
-# and, for a device this worker has not seen stored yet, devices. A repeat inside the batch meets the
-# key its first copy inserted in the same statement, so it is dropped like a repeat from an
-# earlier batch. Returns the batch positions of the stored rows.
+# and, for a device this worker has not seen stored yet, to devices. A repeat inside the
+# batch meets the key its first copy inserted in the same statement, so it is dropped like
+# a repeat from an earlier batch. Returns the batch positions of the stored rows.
 _WRITE_EVENTS = """
 WITH batch AS (
     SELECT * FROM jsonb_to_recordset(%(batch)s::jsonb)
@@ -229,8 +229,8 @@ class IngestStore:
         keys = {"sites": [r[0] for r in rows], "devices": [r[1] for r in rows], "at": self._now()}
         with conn.transaction():
             conn.execute("SELECT 1 FROM devices dv JOIN unnest(%(sites)s::text[], %(devices)s::text[]) AS t(s, d) "
-                         "ON dv.site_id = t.s AND dv.device_id = t.d ORDER BY dv.site_id COLLATE \"C\", dv.device_id COLLATE \"C\" "
-                         "FOR UPDATE OF dv", keys)
+                         "ON dv.site_id = t.s AND dv.device_id = t.d "
+                         "ORDER BY dv.site_id COLLATE \"C\", dv.device_id COLLATE \"C\" FOR UPDATE OF dv", keys)
             conn.execute(_RAISE_MAX_SEQ, {**keys, "seqs": [r[2] for r in rows]})
             _watermarks_and_gaps(conn, keys, keys["at"], result)
         return result
@@ -351,7 +351,8 @@ def _watermarks_and_gaps(conn: psycopg.Connection, keys: dict, at: datetime, res
 
 
 def missing_ranges(watermark: int, stored: list[int]) -> list[tuple[int, int]]:
-    """Seq ranges absent above `watermark` and below the highest stored seq (sorted input)."""
+    """Seq ranges absent above `watermark` and below the highest stored seq (sorted input):
+    the rule `_RECONCILE_GAPS` applies in SQL, kept here to state and test it."""
     ranges, expected = [], watermark + 1
     for seq in stored:
         if seq > expected:
