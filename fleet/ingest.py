@@ -30,11 +30,11 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from fleet import db as fleet_db
 from fleet import replay
-from fleet.messages import parse
+from fleet.messages import Event, Parsed, Rejected, parse
 from fleet.mqtt import connect_properties, new_client
 from fleet.notify import Notifier
 from fleet.settings import FleetSettings, load_settings
-from fleet.store import BatchResult, IngestStore, Touched, merge_touched
+from fleet.store import BatchResult, IngestStore, Touched, merge_touched, unstorable
 
 log = structlog.get_logger("fleet.ingest")
 
@@ -264,7 +264,7 @@ class IngestWorker:
     def _commit_and_ack(self, batch: list[Received], stop: threading.Event, attempts: int | None = None) -> bool:
         """Commit, then acknowledge; False when given up (nothing acknowledged: the broker
         delivers it again)."""
-        items = [parse(r.topic, r.payload) for r in batch]
+        items = [_parse(r) for r in batch]
         tries = 0
         while True:
             try:
@@ -329,6 +329,15 @@ class IngestWorker:
             except psycopg.Error:
                 pass
         self._conn = None
+
+
+def _parse(received: Received) -> Parsed:
+    """A message as the store takes it; an event PostgreSQL would refuse (and so fail its
+    batch on every redelivery) is kept as rejected, with its raw payload."""
+    item = parse(received.topic, received.payload)
+    if isinstance(item, Event) and (reason := unstorable(item)) is not None:
+        return Rejected(received.topic, received.payload, reason)
+    return item
 
 
 # -- processes ------------------------------------------------------------------------------

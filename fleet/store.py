@@ -8,6 +8,7 @@ above it are recorded as gaps (opened, or closed once filled).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -348,6 +349,25 @@ def _watermarks_and_gaps(conn: psycopg.Connection, keys: dict, at: datetime, res
     opened, closed = conn.execute(_RECONCILE_GAPS, keys).fetchone()
     result.gaps_opened += opened
     result.gaps_closed += closed
+
+
+_BIGINT_MAX = 2 ** 63 - 1
+_ESCAPED_NUL = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")  # \u0000 not itself escaped
+
+
+def unstorable(event: Event) -> str | None:
+    """Why PostgreSQL (or the encoding on the way) would refuse this event, or None. One such
+    event fails its whole batch, again on every redelivery, and so stalls the worker: the
+    caller keeps it as a rejected message (its raw payload) instead."""
+    if event.seq > _BIGINT_MAX:
+        return "seq beyond a 64-bit integer"
+    if _ESCAPED_NUL.search(event.body):
+        return "data holds a NUL character (\\u0000), which jsonb cannot store"
+    try:
+        event.body.encode("utf-8")
+    except UnicodeEncodeError:
+        return "data holds a lone UTF-16 surrogate, which is not UTF-8"
+    return None
 
 
 def missing_ranges(watermark: int, stored: list[int]) -> list[tuple[int, int]]:

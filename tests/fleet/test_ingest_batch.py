@@ -10,8 +10,9 @@ import uuid
 import psycopg
 
 from fleet.messages import parse
-from fleet.store import IngestStore, missing_ranges
-from tests.support.fleet import NOW
+from fleet.simulate import connect_fleet, make_stations
+from fleet.store import IngestStore, missing_ranges, unstorable
+from tests.support.fleet import NOW, count, wait_until
 
 
 def envelope(seq: int, *, device: str = "k1", type_: str = "door.opened", message_id: str | None = None,
@@ -128,3 +129,31 @@ def test_a_batch_of_known_devices_does_not_wait_for_a_settler_holding_their_rows
         settler.rollback()
     pg.execute("RESET lock_timeout")
     assert [r[0] for r in pg.execute("SELECT device_id FROM devices ORDER BY 1")] == ["k1", "k2", "k3"]
+
+
+def test_an_event_postgresql_would_refuse_is_kept_as_rejected_and_ingest_goes_on(
+        fleet_settings, pg: psycopg.Connection, start_worker) -> None:
+    """A NUL in data (jsonb refuses it), a lone surrogate (not UTF-8) or a seq beyond bigint
+    failed the whole batch on every redelivery: the worker stalled on it for good."""
+    worker = start_worker(0)
+    [link] = connect_fleet(fleet_settings.mqtt, make_stations(1), 1, name="poison")
+    station = next(iter(link.stations.values()))
+    topic = f"{station.prefix}/evt/door.opened"
+
+    def body(seq: int, data_json: str) -> bytes:
+        return (f'{{"message_id":"{uuid.uuid4()}","seq":{seq},"type":"door.opened","ts":"2026-11-30T00:59:00Z",'
+                f'"site_id":"{station.site_id}","device_id":"{station.device_id}","data":{data_json}}}').encode()
+
+    refused = [body(1, '{"note":"a\\u0000b"}'), body(2, '{"note":"\\ud800"}'), body(2 ** 63, '{}')]
+    for payload in refused + [body(1, '{"note":"\\\\u0000 is fine escaped"}'), body(2, "{}")]:
+        link.client.publish(topic, payload, qos=1).wait_for_publish(10)
+    wait_until(lambda: count(pg, "SELECT count(*) FROM events") == 2, what="the storable events stored")
+    wait_until(lambda: count(pg, "SELECT count(*) FROM rejected_messages") == 3, what="the others kept as rejected")
+    link.stop()
+
+    reasons = sorted(r[0] for r in pg.execute("SELECT reason FROM rejected_messages"))
+    assert [r.split()[0:3] for r in reasons] == [["data", "holds", "a"], ["data", "holds", "a"], ["seq", "beyond", "a"]]
+    assert sorted(bytes(r[0]) for r in pg.execute("SELECT payload FROM rejected_messages")) == sorted(refused)
+    assert pg.execute("SELECT data->>'note' FROM events WHERE seq = 1").fetchone()[0] == "\\u0000 is fine escaped"
+    assert worker.worker.totals.rejected == 3 and worker.thread.is_alive()
+    assert unstorable(parse(topic, body(3, '{"ok":true}'))) is None
