@@ -30,11 +30,11 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from fleet import db as fleet_db
 from fleet import replay
-from fleet.messages import parse
+from fleet.messages import Event, Parsed, Rejected, parse
 from fleet.mqtt import connect_properties, new_client
 from fleet.notify import Notifier
 from fleet.settings import FleetSettings, load_settings
-from fleet.store import BatchResult, IngestStore, Touched, merge_touched
+from fleet.store import BatchResult, IngestStore, Touched, merge_touched, unstorable
 
 log = structlog.get_logger("fleet.ingest")
 
@@ -44,6 +44,15 @@ SUBSCRIBED_TOPICS = ("edge/v1/+/+/evt/#", "edge/v1/+/+/reply/#", "edge/v1/+/+/st
                      "edge/v1/+/+/state/compartments")
 DB_RETRY_S = 1.0
 STALE_SWEEP_EVERY_S = 30.0  # recovery of bookkeeping a dead worker left undone
+# The settler runs at most this often (ADR 0165): devices touched by many batches meanwhile
+# are settled once, and a seq another worker holds is usually committed by then, so the
+# holes that round-robin dealing leaves for a moment are seldom recorded as gaps.
+SETTLE_EVERY_S = 0.5
+# ... and pauses at least this many times as long as its last round took. Settling costs per
+# device, and with round-robin dealing every worker touches nearly every device, so N
+# settlers redo the same rows, one after the other (row locks): bounded to a third of each
+# settler's time, they leave the database to the batches whatever N.
+SETTLE_PAUSE_FACTOR = 2.0
 MAX_WORKERS = 64  # the CLI's limit; sessions of higher indexes are retired at start
 
 
@@ -86,8 +95,6 @@ class IngestWorker:
         # workers never hold up an acknowledgement.
         self._touched: dict[tuple[str, str], Touched] = {}
         self._touched_lock = threading.Lock()
-        self._touched_ready = threading.Event()
-        self._next_sweep = 0.0
 
     # -- MQTT ------------------------------------------------------------------------------
     def _connect_mqtt(self) -> mqtt.Client:
@@ -140,36 +147,44 @@ class IngestWorker:
             self._leave()
             self._client.loop_stop()
             settler_stop.set()
-            self._touched_ready.set()
             settler.join(30)
             if self._conn is not None:
                 self._conn.close()
 
     # -- settling: per-device max seq, watermark and gaps ---------------------------------------
     def _settle_loop(self, done: threading.Event) -> None:
+        """Settle what the batches touched, and now and then sweep for devices a dead worker
+        left unsettled (`settle_stale`): both lock devices' rows, which is kept off the batch
+        loop's connection so that acknowledgements never wait on it."""
         conn: psycopg.Connection | None = None
+        pause, next_sweep = SETTLE_EVERY_S, 0.0  # the sweep runs at start, then now and then
         while True:
-            self._touched_ready.wait(0.5)
-            self._touched_ready.clear()
+            done.wait(pause)  # let batches gather (a stop cuts it short)
             with self._touched_lock:
                 touched, self._touched = self._touched, {}
-            if touched:
-                try:
-                    conn = conn if conn is not None and not conn.closed else fleet_db.connect(self._settings.database_url)
-                    result = self._store.settle(conn, touched)
-                    with self._totals_lock:
-                        self.totals.gaps_opened += result.gaps_opened
-                        self.totals.gaps_closed += result.gaps_closed
-                except psycopg.Error as exc:
-                    log.warning("settle_failed", error=f"{type(exc).__name__}: {exc}", devices=len(touched))
-                    with self._touched_lock:
-                        merge_touched(self._touched, touched)
-                    if conn is not None:
-                        conn.close()
-                    conn = None
-                    if done.wait(DB_RETRY_S):
-                        break
-                    continue
+            started = time.monotonic()
+            try:
+                conn = conn if conn is not None and not conn.closed else fleet_db.connect(self._settings.database_url)
+                result = self._store.settle(conn, touched) if touched else BatchResult()
+                if started >= next_sweep:
+                    swept = self._store.settle_stale(conn)
+                    result.gaps_opened += swept.gaps_opened
+                    result.gaps_closed += swept.gaps_closed
+                    next_sweep = time.monotonic() + STALE_SWEEP_EVERY_S
+                with self._totals_lock:
+                    self.totals.gaps_opened += result.gaps_opened
+                    self.totals.gaps_closed += result.gaps_closed
+            except psycopg.Error as exc:
+                log.warning("settle_failed", error=f"{type(exc).__name__}: {exc}", devices=len(touched))
+                with self._touched_lock:
+                    merge_touched(self._touched, touched)
+                if conn is not None:
+                    conn.close()
+                conn = None
+                if done.wait(DB_RETRY_S):
+                    break
+                continue
+            pause = max(SETTLE_EVERY_S, SETTLE_PAUSE_FACTOR * (time.monotonic() - started))
             if done.is_set():
                 with self._touched_lock:
                     if not self._touched:
@@ -249,7 +264,7 @@ class IngestWorker:
     def _commit_and_ack(self, batch: list[Received], stop: threading.Event, attempts: int | None = None) -> bool:
         """Commit, then acknowledge; False when given up (nothing acknowledged: the broker
         delivers it again)."""
-        items = [parse(r.topic, r.payload) for r in batch]
+        items = [_parse(r) for r in batch]
         tries = 0
         while True:
             try:
@@ -271,7 +286,6 @@ class IngestWorker:
         if result.touched:
             with self._touched_lock:
                 merge_touched(self._touched, result.touched)
-            self._touched_ready.set()
         return True
 
     def _count(self, result: BatchResult) -> None:
@@ -287,9 +301,6 @@ class IngestWorker:
             if self._partitions_until is None or now >= self._partitions_until:
                 fleet_db.ensure_partitions(conn, now, months_ahead=1)
                 self._partitions_until = fleet_db.month_start(now, 1)
-            if time.monotonic() >= self._next_sweep:  # at start, then now and then
-                self._store.settle_stale(conn)
-                self._next_sweep = time.monotonic() + STALE_SWEEP_EVERY_S
             self._request_replays(conn, now)
         except psycopg.Error as exc:
             log.warning("maintenance_failed", error=f"{type(exc).__name__}: {exc}")
@@ -318,6 +329,15 @@ class IngestWorker:
             except psycopg.Error:
                 pass
         self._conn = None
+
+
+def _parse(received: Received) -> Parsed:
+    """A message as the store takes it; an event PostgreSQL would refuse (and so fail its
+    batch on every redelivery) is kept as rejected, with its raw payload."""
+    item = parse(received.topic, received.payload)
+    if isinstance(item, Event) and (reason := unstorable(item)) is not None:
+        return Rejected(received.topic, received.payload, reason)
+    return item
 
 
 # -- processes ------------------------------------------------------------------------------

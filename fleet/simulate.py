@@ -225,3 +225,74 @@ def connect_fleet(mqtt_settings: FleetMqttSettings, stations: list[SimStation], 
     _wait_all([link.publish(station.status(True), retain=True)  # as an edge does on connect
                for link in links for station in link.stations.values()])
     return links
+
+
+def outage_backlog(connections: list[SimConnection], outage_s: float, interval_s: float, *,
+                   end: datetime | None = None, seed: int = 1) -> list[tuple[SimConnection, tuple[str, bytes]]]:
+    """What the stations' outboxes hold after `outage_s` seconds without the broker, each
+    station producing one event every `interval_s` (its own phase) with the station time it
+    happened: ordered by that time, as all stations flush together on reconnect. Nothing is
+    published here; `publish_all` sends it."""
+    rng = random.Random(seed)
+    end = end or datetime.now(timezone.utc)
+    start = end - timedelta(seconds=outage_s)
+    timed: list[tuple[float, int, SimConnection, SimStation]] = []
+    order = 0
+    for connection in connections:
+        for station in connection.stations.values():
+            offset = rng.uniform(0, interval_s)
+            while offset < outage_s:
+                timed.append((offset, order, connection, station))
+                order += 1
+                offset += interval_s
+    timed.sort(key=lambda row: (row[0], row[1]))
+    return [(connection, station.next_event(rng.choice(EVENT_TYPES), {"compartment": rng.randint(1, 32)},
+                                            start + timedelta(seconds=offset)))
+            for offset, _, connection, station in timed]
+
+
+def publish_all(messages: list[tuple[SimConnection, tuple[str, bytes]]]) -> list[mqtt.MQTTMessageInfo]:
+    """Hand every message to its connection at once (paho queues them in order); returns the
+    publishes to wait on."""
+    return [connection.publish(message) for connection, message in messages]
+
+
+class SteadyStations(threading.Thread):
+    """Every station produces one event every `interval_s` (its own phase) until `stop()`,
+    from `start` (wall clock) on. An event's station time is the moment it is due; one due
+    before the thread got to it is made at once with that time (it waited in the station's
+    outbox). On a connection still flushing a backlog a new event queues behind it, as in
+    the edge's outbox (first in, first out per station)."""
+
+    def __init__(self, connections: list[SimConnection], interval_s: float, *,
+                 start: datetime | None = None, seed: int = 2) -> None:
+        super().__init__(name="fleet-sim-steady", daemon=True)
+        self._rng = random.Random(seed)
+        self._interval_s = interval_s
+        self._start = start or datetime.now(timezone.utc)
+        self._stations = [(c, s) for c in connections for s in c.stations.values()]
+        self._stopped = threading.Event()
+        self.made = 0
+        self._pending: list[mqtt.MQTTMessageInfo] = []
+
+    def run(self) -> None:
+        import heapq
+
+        due = [(self._rng.uniform(0, self._interval_s), i) for i in range(len(self._stations))]
+        heapq.heapify(due)
+        while not self._stopped.is_set():
+            offset, index = due[0]
+            at = self._start + timedelta(seconds=offset)
+            if self._stopped.wait(max(0.0, (at - datetime.now(timezone.utc)).total_seconds())):
+                break
+            connection, station = self._stations[index]
+            message = station.next_event(self._rng.choice(EVENT_TYPES), {"compartment": self._rng.randint(1, 32)}, at)
+            self._pending.append(connection.publish(message))
+            self.made += 1
+            heapq.heapreplace(due, (offset + self._interval_s, index))
+
+    def stop(self) -> None:
+        """Stop producing; returns once the broker has every event made."""
+        self._stopped.set()
+        self.join(30)
+        _wait_all(self._pending)

@@ -8,6 +8,7 @@ above it are recorded as gaps (opened, or closed once filled).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,24 +22,38 @@ from fleet.sealing import SealError, open_secret
 
 log = structlog.get_logger("fleet.store")
 
-_INSERT_KEYS = """
-INSERT INTO event_keys (site_id, device_id, seq, message_id, received_at)
-SELECT s, d, q, m, %(at)s FROM unnest(%(sites)s::text[], %(devices)s::text[], %(seqs)s::bigint[],
-                                      %(ids)s::uuid[]) AS t(s, d, q, m)
-ORDER BY s, d, q
-ON CONFLICT DO NOTHING
-RETURNING message_id::text
-"""
-_INSERT_EVENTS = """
-INSERT INTO events (site_id, device_id, seq, message_id, type, ts, data, received_at)
-SELECT s, d, q, m, ty, t, da, %(at)s
-FROM unnest(%(sites)s::text[], %(devices)s::text[], %(seqs)s::bigint[], %(ids)s::uuid[],
-            %(types)s::text[], %(tss)s::timestamptz[], %(datas)s::jsonb[]) AS x(s, d, q, m, ty, t, da)
-"""
-_NEW_DEVICES = """
-INSERT INTO devices (site_id, device_id)
-SELECT DISTINCT s, d FROM unnest(%(sites)s::text[], %(devices)s::text[]) AS x(s, d) ORDER BY s, d
-ON CONFLICT (site_id, device_id) DO NOTHING
+# One statement per batch (ADR 0165): the batch travels as one JSON array that PostgreSQL
+# unpacks itself (jsonb_to_recordset), instead of one array parameter per column, which
+# psycopg builds element by element in Python (half of a worker's time went there). The
+# keys are inserted first; only the rows whose exact key came back (new) go on to events
+# and, for a device this worker has not seen stored yet, to devices. A repeat inside the
+# batch meets the key its first copy inserted in the same statement, so it is dropped like
+# a repeat from an earlier batch. Returns the batch positions of the stored rows.
+_WRITE_EVENTS = """
+WITH batch AS (
+    SELECT * FROM jsonb_to_recordset(%(batch)s::jsonb)
+        AS b(i int, s text, d text, q bigint, m uuid, ty text, t timestamptz, da jsonb, n boolean)
+), keys AS (
+    INSERT INTO event_keys (site_id, device_id, seq, message_id, received_at)
+    SELECT s, d, q, m, %(at)s FROM batch ORDER BY s, d, q, i
+    ON CONFLICT DO NOTHING
+    RETURNING site_id, device_id, seq, message_id
+), fresh AS (
+    SELECT DISTINCT ON (b.m) b.* FROM batch b
+    JOIN keys k ON k.message_id = b.m AND k.site_id = b.s AND k.device_id = b.d AND k.seq = b.q
+    ORDER BY b.m, b.i
+), stored AS (
+    INSERT INTO events (site_id, device_id, seq, message_id, type, ts, data, received_at)
+    SELECT s, d, q, m, ty, t, da, %(at)s FROM fresh
+), new_devices AS (
+    -- A row for a new device now, so that recovery (`settle_stale`) finds it even if the
+    -- worker dies before settling. Only for devices not known to have a row (n): DO NOTHING
+    -- locks no existing row, but it waits for a transaction that updated it (a settler).
+    INSERT INTO devices (site_id, device_id)
+    SELECT s, d FROM fresh WHERE n GROUP BY s, d ORDER BY s COLLATE "C", d COLLATE "C"
+    ON CONFLICT (site_id, device_id) DO NOTHING
+)
+SELECT i FROM fresh ORDER BY i
 """
 # Devices whose bookkeeping is behind their stored keys: a worker died between commit and
 # settle, or a hole is still open.
@@ -54,34 +69,67 @@ UPDATE devices dv SET max_seq = GREATEST(dv.max_seq, t.q)
 FROM unnest(%(sites)s::text[], %(devices)s::text[], %(seqs)s::bigint[]) AS t(s, d, q)
 WHERE dv.site_id = t.s AND dv.device_id = t.d
 """
+# Every statement that locks devices' rows takes them in one order, bytewise (COLLATE "C",
+# as Python sorts str), so that no two transactions wait for each other in a circle.
 _UPSERT_DEVICES = """
 INSERT INTO devices AS dv (site_id, device_id, max_seq, last_event_ts, last_received_at)
 SELECT s, d, q, t, a FROM unnest(%(sites)s::text[], %(devices)s::text[], %(seqs)s::bigint[],
                                  %(tss)s::timestamptz[], %(ats)s::timestamptz[]) AS x(s, d, q, t, a)
-ORDER BY s, d
+ORDER BY s COLLATE "C", d COLLATE "C"
 ON CONFLICT (site_id, device_id) DO UPDATE SET
     max_seq = GREATEST(dv.max_seq, EXCLUDED.max_seq),
     last_event_ts = GREATEST(dv.last_event_ts, EXCLUDED.last_event_ts),
     last_received_at = GREATEST(dv.last_received_at, EXCLUDED.last_received_at)
 """
-# The run of stored seqs that starts just above the watermark ends at the first stored seq
-# without a successor: that is the new watermark.
+# The run of stored seqs that starts just above the watermark: its members are exactly the
+# keys above the watermark whose seq equals watermark + their rank; its top is the new
+# watermark. One pass over each device's keys above its watermark (index range scan).
 _ADVANCE_WATERMARKS = """
-UPDATE devices dv SET watermark = (
-    SELECT min(k.seq) FROM event_keys k
-    WHERE k.site_id = dv.site_id AND k.device_id = dv.device_id AND k.seq > dv.watermark
-      AND NOT EXISTS (SELECT 1 FROM event_keys n WHERE n.site_id = k.site_id
-                      AND n.device_id = k.device_id AND n.seq = k.seq + 1))
-FROM unnest(%(sites)s::text[], %(devices)s::text[]) AS t(s, d)
-WHERE dv.site_id = t.s AND dv.device_id = t.d
-  AND EXISTS (SELECT 1 FROM event_keys k WHERE k.site_id = dv.site_id
-              AND k.device_id = dv.device_id AND k.seq = dv.watermark + 1)
-RETURNING dv.site_id, dv.device_id
+UPDATE devices dv SET watermark = run.top
+FROM (
+    SELECT w.site_id, w.device_id, max(k.seq) AS top
+    FROM devices w
+    JOIN unnest(%(sites)s::text[], %(devices)s::text[]) AS t(s, d) ON w.site_id = t.s AND w.device_id = t.d
+    CROSS JOIN LATERAL (
+        SELECT e.seq, row_number() OVER (ORDER BY e.seq) AS rank FROM event_keys e
+        WHERE e.site_id = w.site_id AND e.device_id = w.device_id AND e.seq > w.watermark
+    ) AS k
+    WHERE k.seq = w.watermark + k.rank
+    GROUP BY w.site_id, w.device_id
+) AS run
+WHERE dv.site_id = run.site_id AND dv.device_id = run.device_id
 """
-_HOLED_DEVICES = """
-SELECT dv.site_id, dv.device_id, dv.watermark FROM devices dv
-JOIN unnest(%(sites)s::text[], %(devices)s::text[]) AS t(s, d) ON dv.site_id = t.s AND dv.device_id = t.d
-WHERE dv.max_seq > dv.watermark
+# For the devices with a hole above their watermark, in one statement: the missing seq
+# ranges (between consecutive stored keys above the watermark; `missing_ranges` is the same
+# rule in Python), then open gaps that overlap no missing range are closed and missing
+# ranges that overlap no open gap are opened. Both read the statement's snapshot, so a gap
+# closed here cannot hide a new range (a closed gap overlaps none).
+_RECONCILE_GAPS = """
+WITH holed AS (
+    SELECT dv.site_id, dv.device_id, dv.watermark FROM devices dv
+    JOIN unnest(%(sites)s::text[], %(devices)s::text[]) AS t(s, d) ON dv.site_id = t.s AND dv.device_id = t.d
+    WHERE dv.max_seq > dv.watermark
+), above AS (
+    SELECT h.site_id, h.device_id, k.seq,
+           coalesce(lag(k.seq) OVER (PARTITION BY h.site_id, h.device_id ORDER BY k.seq), h.watermark) AS prev
+    FROM holed h JOIN event_keys k ON k.site_id = h.site_id AND k.device_id = h.device_id AND k.seq > h.watermark
+), missing AS (
+    SELECT site_id, device_id, prev + 1 AS lo, seq - 1 AS hi FROM above WHERE seq > prev + 1
+), closed AS (
+    UPDATE gaps g SET closed_at = %(at)s FROM holed h
+    WHERE g.closed_at IS NULL AND g.site_id = h.site_id AND g.device_id = h.device_id
+      AND NOT EXISTS (SELECT 1 FROM missing m WHERE m.site_id = g.site_id AND m.device_id = g.device_id
+                      AND g.from_seq <= m.hi AND m.lo <= g.to_seq)
+    RETURNING 1
+), opened AS (
+    INSERT INTO gaps (site_id, device_id, from_seq, to_seq, detected_at)
+    SELECT m.site_id, m.device_id, m.lo, m.hi, %(at)s FROM missing m
+    WHERE NOT EXISTS (SELECT 1 FROM gaps g WHERE g.closed_at IS NULL AND g.site_id = m.site_id
+                      AND g.device_id = m.device_id AND g.from_seq <= m.hi AND m.lo <= g.to_seq)
+    ORDER BY m.site_id, m.device_id, m.lo
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM opened), (SELECT count(*) FROM closed)
 """
 _CLOSE_GAPS_BELOW = """
 UPDATE gaps g SET closed_at = %(at)s FROM devices dv
@@ -127,6 +175,9 @@ class IngestStore:
         self._private_key = private_key
         self._notifier = notifier
         self._now = now
+        # Devices whose row is committed (they are never deleted): a batch of theirs need not
+        # touch the devices table, where it would queue behind the settlers' transactions.
+        self._known_devices: set[tuple[str, str]] = set()
 
     def write_batch(self, conn: psycopg.Connection, items: Iterable[Event | Snapshot | Rejected], *,
                     settle: bool = True) -> BatchResult:
@@ -146,8 +197,9 @@ class IngestStore:
                 self._write_rejected(conn, rejected, at)
             if events:
                 self._write_events(conn, events, at, result)
-            for snapshot in snapshots:
+            for snapshot in _newest_in_lock_order(snapshots):
                 self._write_snapshot(conn, snapshot)
+        self._known_devices.update((e.site_id, e.device_id) for e in events)
         if settle and result.touched:
             self.settle(conn, result.touched, result)
         return result
@@ -178,8 +230,8 @@ class IngestStore:
         keys = {"sites": [r[0] for r in rows], "devices": [r[1] for r in rows], "at": self._now()}
         with conn.transaction():
             conn.execute("SELECT 1 FROM devices dv JOIN unnest(%(sites)s::text[], %(devices)s::text[]) AS t(s, d) "
-                         "ON dv.site_id = t.s AND dv.device_id = t.d ORDER BY dv.site_id, dv.device_id "
-                         "FOR UPDATE OF dv", keys)
+                         "ON dv.site_id = t.s AND dv.device_id = t.d "
+                         "ORDER BY dv.site_id COLLATE \"C\", dv.device_id COLLATE \"C\" FOR UPDATE OF dv", keys)
             conn.execute(_RAISE_MAX_SEQ, {**keys, "seqs": [r[2] for r in rows]})
             _watermarks_and_gaps(conn, keys, keys["at"], result)
         return result
@@ -187,28 +239,21 @@ class IngestStore:
     # -- events --------------------------------------------------------------------------
     def _write_events(self, conn: psycopg.Connection, events: list[Event], at: datetime,
                       result: BatchResult) -> None:
-        columns = _columns(events)
-        inserted = {row[0] for row in conn.execute(_INSERT_KEYS, {**columns, "at": at}).fetchall()}
-        fresh: list[Event] = []
-        for event in events:  # first occurrence of each inserted message_id only
-            if event.message_id in inserted:
-                inserted.discard(event.message_id)
-                fresh.append(event)
+        batch = json.dumps([{"i": i, "s": e.site_id, "d": e.device_id, "q": e.seq, "m": e.message_id,
+                             "ty": e.type, "t": e.ts.isoformat(), "da": e.data,
+                             "n": (e.site_id, e.device_id) not in self._known_devices}
+                            for i, e in enumerate(events)], ensure_ascii=False, separators=(",", ":"))
+        fresh = [events[row[0]] for row in conn.execute(_WRITE_EVENTS, {"batch": batch, "at": at})]
         result.stored = len(fresh)
         result.duplicates = len(events) - len(fresh)
         result.stored_ids = [e.message_id for e in fresh]
-        if not fresh:
-            return
-        conn.execute(_INSERT_EVENTS, {**_columns(fresh), "at": at})
-        # A row for a new device now (DO NOTHING locks no existing row), so that recovery
-        # (`settle_stale`) finds it even if the worker dies before settling.
-        conn.execute(_NEW_DEVICES, _columns(fresh))
         for event in fresh:
             merge_touched(result.touched, {(event.site_id, event.device_id): Touched(event.seq, event.ts, at)})
         for event in fresh:
             if event.type in SEALED_EVENT_TYPES and "secret" in event.data:
                 result.notified += self._open_and_notify(event)
-            project(conn, event)
+            if event.type in PROJECTED_EVENT_TYPES:
+                project(conn, event)
 
     def _open_and_notify(self, event: Event) -> int:
         """Inside the batch's transaction: a crash before commit re-delivers the message and
@@ -265,6 +310,9 @@ class IngestStore:
             log.warning("message_rejected", topic=r.topic, reason=r.reason)
 
 
+PROJECTED_EVENT_TYPES = frozenset({"booking.requested", "booking.cancelled", "request.submitted"})
+
+
 def project(conn: psycopg.Connection, event: Event) -> None:
     """Keep the console's bookings and help requests up to date (same transaction)."""
     data = event.data
@@ -283,52 +331,51 @@ def project(conn: psycopg.Connection, event: Event) -> None:
             (event.site_id, event.device_id, str(data["request_id"]), event.body, event.ts))
 
 
+def _newest_in_lock_order(snapshots: list[Snapshot]) -> list[Snapshot]:
+    """The newest snapshot of each kind per device in the batch, in the order the devices'
+    rows are locked everywhere (site, device); written in arrival order they deadlocked
+    with the settlers."""
+    newest: dict[tuple[str, str, str], Snapshot] = {}
+    for snapshot in snapshots:
+        key = (snapshot.site_id, snapshot.device_id, snapshot.kind)
+        if key not in newest or newest[key].ts <= snapshot.ts:
+            newest[key] = snapshot
+    return [newest[key] for key in sorted(newest)]
+
+
 def _watermarks_and_gaps(conn: psycopg.Connection, keys: dict, at: datetime, result: BatchResult) -> None:
     conn.execute(_ADVANCE_WATERMARKS, keys)
     result.gaps_closed += conn.execute(_CLOSE_GAPS_BELOW, keys).rowcount
-    for site_id, device_id, watermark in conn.execute(_HOLED_DEVICES, keys).fetchall():
-        opened, closed = _reconcile_gaps(conn, site_id, device_id, watermark, at)
-        result.gaps_opened += opened
-        result.gaps_closed += closed
+    opened, closed = conn.execute(_RECONCILE_GAPS, keys).fetchone()
+    result.gaps_opened += opened
+    result.gaps_closed += closed
 
 
-def _columns(events: list[Event]) -> dict[str, list]:
-    return {
-        "sites": [e.site_id for e in events], "devices": [e.device_id for e in events],
-        "seqs": [e.seq for e in events], "ids": [e.message_id for e in events],
-        "types": [e.type for e in events], "tss": [e.ts for e in events],
-        "datas": [e.body for e in events],
-    }
+_BIGINT_MAX = 2 ** 63 - 1
+_ESCAPED_NUL = re.compile(r"(?:^|[^\\])(?:\\\\)*\\u0000")  # \u0000 not itself escaped
+
+
+def unstorable(event: Event) -> str | None:
+    """Why PostgreSQL (or the encoding on the way) would refuse this event, or None. One such
+    event fails its whole batch, again on every redelivery, and so stalls the worker: the
+    caller keeps it as a rejected message (its raw payload) instead."""
+    if event.seq > _BIGINT_MAX:
+        return "seq beyond a 64-bit integer"
+    if _ESCAPED_NUL.search(event.body):
+        return "data holds a NUL character (\\u0000), which jsonb cannot store"
+    try:
+        event.body.encode("utf-8")
+    except UnicodeEncodeError:
+        return "data holds a lone UTF-16 surrogate, which is not UTF-8"
+    return None
 
 
 def missing_ranges(watermark: int, stored: list[int]) -> list[tuple[int, int]]:
-    """Seq ranges absent above `watermark` and below the highest stored seq (sorted input)."""
+    """Seq ranges absent above `watermark` and below the highest stored seq (sorted input):
+    the rule `_RECONCILE_GAPS` applies in SQL, kept here to state and test it."""
     ranges, expected = [], watermark + 1
     for seq in stored:
         if seq > expected:
             ranges.append((expected, seq - 1))
         expected = max(expected, seq + 1)
     return ranges
-
-
-def _reconcile_gaps(conn: psycopg.Connection, site_id: str, device_id: str, watermark: int,
-                    at: datetime) -> tuple[int, int]:
-    """Open a gap for each missing range no open gap covers; close open gaps now filled."""
-    stored = [r[0] for r in conn.execute(
-        "SELECT seq FROM event_keys WHERE site_id = %s AND device_id = %s AND seq > %s ORDER BY seq",
-        (site_id, device_id, watermark))]
-    missing = missing_ranges(watermark, stored)
-    open_gaps = conn.execute(
-        "SELECT id, from_seq, to_seq FROM gaps WHERE site_id = %s AND device_id = %s AND closed_at IS NULL",
-        (site_id, device_id)).fetchall()
-    overlaps = lambda a, b: a[0] <= b[1] and b[0] <= a[1]  # noqa: E731
-    filled = [gap_id for gap_id, lo, hi in open_gaps if not any(overlaps((lo, hi), m) for m in missing)]
-    if filled:
-        conn.execute("UPDATE gaps SET closed_at = %s WHERE id = ANY(%s)", (at, filled))
-    new = [m for m in missing if not any(overlaps((lo, hi), m) for _, lo, hi in open_gaps)]
-    if new:
-        with conn.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO gaps (site_id, device_id, from_seq, to_seq, detected_at) VALUES (%s, %s, %s, %s, %s)",
-                [(site_id, device_id, lo, hi, at) for lo, hi in new])
-    return len(new), len(filled)
