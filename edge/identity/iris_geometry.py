@@ -107,39 +107,70 @@ class Limbus:
     sclera_contrast: float  # white of the eye beside the iris over the iris near the edge
 
 
+# The limbus is searched between these multiples of the pupil radius. Real eyes: a pupil of
+# 2-7 mm in an iris of ~12 mm; MMU1 (450 captures) measured 1.7-3.3. Beyond 4 the circle
+# lies on a lid crease or the eye's outline, never on an iris (ADR 0143).
+LIMBUS_RATIO = (1.5, 4.0)
+# Candidate centres: sideways only, +-6 px around the pupil's centre in steps of 3 (the iris
+# sits up to ~7 px off the pupil sideways on MMU1, consistently per eye). The side sectors
+# barely see the vertical, so searching it there only added noise: the circle fitted to the
+# rays afterwards sets the vertical and the last pixels.
+_LIMBUS_OFFSETS = np.arange(-6.0, 6.5, 3.0, dtype=np.float32)
+# Side sectors, 16 rays each; image y grows downwards, so they lean below the horizon, away
+# from the upper lid. Right of the pupil first, then left.
+_SIDE_ANGLES = np.deg2rad(np.r_[np.arange(-30, 46, 5), np.arange(135, 211, 5)]).astype(
+    np.float32)
+_SIDE_COS, _SIDE_SIN = np.cos(_SIDE_ANGLES), np.sin(_SIDE_ANGLES)
+# Going out from the pupil, the first edge at least this share of the strongest one is the
+# limbus: lid lines and the eye's outline lie further out and can be sharper.
+_INNERMOST_SHARE = 0.8
+
+
 def find_limbus(gray: np.ndarray, pupil: Circle) -> Limbus | None:
-    """Daugman's integro-differential operator on the side sectors (lids cover top and
-    bottom): the circle where brightness jumps most, around centres near the pupil's.
-    Returns what it found and how clearly; the gates judge the figures."""
-    radii = np.arange(pupil.r * 1.35, pupil.r * 4.5, 1.0, dtype=np.float32)
-    if radii.size < 8:
+    """Daugman's integro-differential operator on the two side sectors (lids cover top and
+    bottom): the circle, around centres near the pupil's, where brightness jumps on both
+    sides at once. Scoring the weaker side, not the sum, keeps a lid crease or the eye's
+    outline (a strong edge on one side only) from winning over a softer limbus. Returns
+    what it found and how clearly; the gates judge the figures."""
+    radii = np.arange(pupil.r * LIMBUS_RATIO[0], pupil.r * LIMBUS_RATIO[1], 1.0,
+                      dtype=np.float32)
+    if radii.size < 12:
         return None
-    # Image y grows downwards: the sectors lean below the horizon, away from the upper lid.
-    angles = np.deg2rad(np.r_[np.arange(-30, 46, 5), np.arange(135, 211, 5)]).astype(np.float32)
-    x_offsets = np.arange(-6, 7, 2, dtype=np.float32)
-    y_offsets = np.arange(-6, 7, 2, dtype=np.float32)
-    cx = pupil.x + x_offsets[:, None, None, None]
-    cy = pupil.y + y_offsets[None, :, None, None]
-    map_x = cx + radii[None, None, None, :] * np.cos(angles)[None, None, :, None] + 0 * cy
-    map_y = cy + radii[None, None, None, :] * np.sin(angles)[None, None, :, None] + 0 * cx
-    shape = map_x.shape
-    samples = cv2.remap(gray, map_x.reshape(-1, radii.size), map_y.reshape(-1, radii.size),
-                        cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    # Median over angles: a lash or a reflection on one ray does not move the profile.
-    profile = np.median(samples.reshape(shape), axis=2)
-    profile = cv2.GaussianBlur(profile.reshape(-1, radii.size), (0, 0), 2.0).reshape(
-        shape[0], shape[1], radii.size)
+    count, rays = _LIMBUS_OFFSETS.size, _SIDE_ANGLES.size
+    # Samples laid out (centre, radius, ray) so the median over rays runs along the last,
+    # contiguous axis.
+    map_x = (pupil.x + _LIMBUS_OFFSETS[:, None, None]
+             + radii[None, :, None] * _SIDE_COS[None, None, :]).reshape(-1, rays)
+    map_y = np.broadcast_to(pupil.y + radii[:, None] * _SIDE_SIN[None, :],
+                            (count, radii.size, rays)).reshape(-1, rays)
+    samples = cv2.remap(gray, map_x, np.ascontiguousarray(map_y), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)
+    # Median over each side's rays: a lash or a reflection on one ray does not move it.
+    profile = np.median(samples.reshape(count, radii.size, 2, rays // 2), axis=-1)
+    profile = cv2.GaussianBlur(
+        np.ascontiguousarray(profile.transpose(0, 2, 1), dtype=np.float32).reshape(
+            -1, radii.size), (0, 0), 2.0).reshape(count, 2, radii.size)
     jump = profile[..., 4:] - profile[..., :-4]
-    ix, iy, ir = np.unravel_index(int(np.argmax(jump)), jump.shape)
+    centre, ir = _innermost_strong(jump.min(axis=1))
+    both = profile[centre].mean(axis=0)
     # Beside an open iris lies the white of the eye, brighter than the iris. A nearly
     # closed eye shows lid skin there instead, about as bright as what lies inside.
-    inside = float(np.median(profile[ix, iy, max(ir - 12, 0):ir + 1]))
-    outside = float(np.median(profile[ix, iy, ir + 6:ir + 16])) if ir + 6 < radii.size - 4 \
-        else inside
-    coarse = Circle(float(pupil.x + x_offsets[ix]), float(pupil.y + y_offsets[iy]),
-                    float(radii[ir] + 2))
-    return Limbus(_refine_limbus(gray, coarse, angles), float(jump[ix, iy, ir]),
+    inside = float(np.median(both[max(ir - 12, 0):ir + 1]))
+    outside = float(np.median(both[ir + 6:ir + 16])) if ir + 6 < radii.size - 4 else inside
+    coarse = Circle(float(pupil.x + _LIMBUS_OFFSETS[centre]), pupil.y, float(radii[ir] + 2))
+    return Limbus(_refine_limbus(gray, coarse, _SIDE_ANGLES), float(both[ir + 4] - both[ir]),
                   outside - inside)
+
+
+def _innermost_strong(score: np.ndarray) -> tuple[int, int]:
+    """(centre, radius) indices of the innermost radius whose best score over the centres
+    is a local peak of at least _INNERMOST_SHARE of the strongest."""
+    by_radius = score.max(axis=0)
+    inner = by_radius[1:-1]
+    peaks = np.flatnonzero((inner >= by_radius[:-2]) & (inner >= by_radius[2:])
+                           & (inner >= _INNERMOST_SHARE * by_radius.max())) + 1
+    ir = int(peaks[0]) if peaks.size else int(np.argmax(by_radius))
+    return int(np.argmax(score[:, ir])), ir
 
 
 def _refine_limbus(gray: np.ndarray, coarse: Circle, angles: np.ndarray) -> Circle:
@@ -226,7 +257,9 @@ def noise_mask(unwrapped: np.ndarray) -> np.ndarray:
     spread = max(1.4826 * float(np.median(np.abs(reference - median))), 6.0)
     reflection = cv2.dilate((unwrapped > 235).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     skin = (unwrapped > median + max(3.5 * spread, 40)) & ~reflection
-    lash = unwrapped < median - max(3.5 * spread, 45)
+    # Lashes: darker than the iris by 3 spreads (35 levels at least). MMU1's lashes over the
+    # upper iris were let through at 3.5 / 45 and cost genuine agreement (ADR 0143).
+    lash = unwrapped < median - max(3.0 * spread, 35)
     # A lid covers the ring from the outside in: once lid skin shows on the outer part of a
     # ray, the rest of the ray outwards is lid too. (Inner bright specks are not lids.)
     seeds = skin.copy()
