@@ -41,7 +41,9 @@ def find_pupil(gray: np.ndarray) -> tuple[Circle, float] | None:
     across the pupil makes it less). Worked at half size: lashes vanish in the opening."""
     small = cv2.GaussianBlur(cv2.resize(gray, None, fx=0.5, fy=0.5,
                                         interpolation=cv2.INTER_AREA), (5, 5), 0)
-    darkest = float(np.percentile(small, 0.5))
+    # The 0.5th percentile of grey, from the histogram (a sort of the frame costs ~1 ms).
+    counts = np.cumsum(cv2.calcHist([small], [0], None, [256], [0, 256]).ravel())
+    darkest = float(np.searchsorted(counts, 0.005 * counts[-1]))
     _, dark = cv2.threshold(small, darkest + 25, 255, cv2.THRESH_BINARY_INV)
     dark = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(
         cv2.MORPH_ELLIPSE, (7, 7)))
@@ -77,12 +79,17 @@ def _disc_in_blob(contour: np.ndarray) -> tuple[tuple[float, float, float], floa
     cv2.drawContours(blob, [contour], -1, 255, -1, offset=(1 - x0, 1 - y0))  # holes filled
     blob = cv2.morphologyEx(blob, cv2.MORPH_CLOSE, cv2.getStructuringElement(
         cv2.MORPH_ELLIPSE, (5, 5)))
-    inscribed = float(cv2.distanceTransform(blob, cv2.DIST_L2, 5).max())
+    inside = cv2.distanceTransform(blob, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    inscribed = float(inside.max())
     if inscribed < 3:
         return None
-    size = 2 * max(int(inscribed * 0.6), 1) + 1
-    core = cv2.morphologyEx(blob, cv2.MORPH_OPEN, cv2.getStructuringElement(
-        cv2.MORPH_ELLIPSE, (size, size)))
+    # Opening with a disc, by two distance transforms (a morphological opening with a
+    # 30-px disc cost ~1 ms): the disc's centres are where it fits, the core is every
+    # pixel within its radius of one.
+    radius = max(int(inscribed * 0.6), 1)
+    centres = (inside <= radius).astype(np.uint8)
+    core = (cv2.distanceTransform(centres, cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= radius
+            ).astype(np.uint8) * 255
     core = cv2.dilate(core, np.ones((3, 3), np.uint8)) & blob  # the opening's own bites back
     parts, _ = cv2.findContours(core, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not parts:
@@ -193,18 +200,23 @@ def _refine_limbus(gray: np.ndarray, coarse: Circle, angles: np.ndarray) -> Circ
     return fitted
 
 
+_PUPIL_ANGLES = np.linspace(0, 2 * np.pi, 48, endpoint=False, dtype=np.float32)
+_PUPIL_COS, _PUPIL_SIN = np.cos(_PUPIL_ANGLES), np.sin(_PUPIL_ANGLES)
+
+
 def refine_pupil(gray: np.ndarray, pupil: Circle) -> tuple[Circle, float]:
     """The pupil circle fitted to the steepest point of each ray across its edge, and the
     edge's sharpness: steepest step over step height, about 1/(2.5 sigma) for an edge
     blurred by sigma pixels, whatever the lighting or the iris texture."""
     reach = min(48.0, pupil.r * 0.85)  # wide enough to see both plateaus of a soft edge
     radii = np.arange(pupil.r - reach, pupil.r + reach, 0.5, dtype=np.float32)
-    angles = np.linspace(0, 2 * np.pi, 48, endpoint=False, dtype=np.float32)
-    map_x = pupil.x + np.cos(angles)[:, None] * radii[None, :]
-    map_y = pupil.y + np.sin(angles)[:, None] * radii[None, :]
-    rays = cv2.remap(gray, map_x, map_y, cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    profile = np.median(rays, axis=0)
+    angles, cos, sin = _PUPIL_ANGLES, _PUPIL_COS, _PUPIL_SIN
+    map_x = pupil.x + cos[:, None] * radii[None, :]
+    map_y = pupil.y + sin[:, None] * radii[None, :]
+    rays = cv2.remap(gray, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # Median over rays along a contiguous axis (uint8: a quarter of the bytes to move).
+    profile = np.median(np.ascontiguousarray(rays.T), axis=1).astype(np.float32)
+    rays = rays.astype(np.float32)
     step = float(np.median(profile[-6:]) - np.median(profile[:6]))
     if step < 10:
         return pupil, 0.0
@@ -221,8 +233,8 @@ def refine_pupil(gray: np.ndarray, pupil: Circle) -> tuple[Circle, float]:
     near = np.abs(radii[:-1] - pupil.r) <= 5
     rise = np.diff(cv2.GaussianBlur(rays[clean], (5, 1), 0), axis=1)[:, near]
     edge = radii[:-1][near][np.argmax(rise, axis=1)]
-    fitted = _fit_circle(pupil.x + np.cos(angles[clean]) * (edge + 0.25),
-                         pupil.y + np.sin(angles[clean]) * (edge + 0.25))
+    fitted = _fit_circle(pupil.x + cos[clean] * (edge + 0.25),
+                         pupil.y + sin[clean] * (edge + 0.25))
     if abs(fitted.r - pupil.r) > 6 or math.hypot(fitted.x - pupil.x, fitted.y - pupil.y) > 6:
         return pupil, sharpness
     return fitted, sharpness
@@ -236,15 +248,25 @@ def _fit_circle(xs: np.ndarray, ys: np.ndarray) -> Circle:
     return Circle(float(x), float(y), float(math.sqrt(max(c + x * x + y * y, 0.0))))
 
 
+# The rubber sheet's fixed parts: rows at these fractions from the pupil edge to the limbus,
+# columns at these angles.
+_SHEET_RHO = np.linspace(0.06, 0.94, _UNWRAP_RADII, dtype=np.float32)[:, None]
+_SHEET_THETA = np.linspace(0, 2 * np.pi, _UNWRAP_ANGLES, endpoint=False, dtype=np.float32)
+_SHEET_COS, _SHEET_SIN = np.cos(_SHEET_THETA)[None, :], np.sin(_SHEET_THETA)[None, :]
+
+
 def unwrap(gray: np.ndarray, pupil: Circle, iris: Circle) -> np.ndarray:
-    """Daugman's rubber sheet: rows from the pupil edge to the limbus, columns around."""
-    rho = np.linspace(0.06, 0.94, _UNWRAP_RADII, dtype=np.float32)[:, None]
-    theta = np.linspace(0, 2 * np.pi, _UNWRAP_ANGLES, endpoint=False, dtype=np.float32)[None, :]
-    cos, sin = np.cos(theta), np.sin(theta)
+    """Daugman's rubber sheet: rows from the pupil edge to the limbus, columns around.
+    Smoothed over the iris's square only (the whole frame cost 4x the time)."""
+    rho, cos, sin = _SHEET_RHO, _SHEET_COS, _SHEET_SIN
     map_x = (1 - rho) * (pupil.x + pupil.r * cos) + rho * (iris.x + iris.r * cos)
     map_y = (1 - rho) * (pupil.y + pupil.r * sin) + rho * (iris.y + iris.r * sin)
-    smooth = cv2.GaussianBlur(gray, (0, 0), 1.0)
-    return cv2.remap(smooth, map_x, map_y, cv2.INTER_LINEAR,
+    height, width = gray.shape
+    x0 = min(max(int(map_x.min()) - 4, 0), width - 1)
+    y0 = min(max(int(map_y.min()) - 4, 0), height - 1)
+    x1, y1 = max(int(map_x.max()) + 5, x0 + 1), max(int(map_y.max()) + 5, y0 + 1)
+    smooth = cv2.GaussianBlur(gray[y0:y1, x0:x1], (0, 0), 1.0)
+    return cv2.remap(smooth, map_x - x0, map_y - y0, cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
 
 
