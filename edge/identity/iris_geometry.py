@@ -154,9 +154,10 @@ def find_limbus(gray: np.ndarray, pupil: Circle) -> Limbus | None:
                         borderMode=cv2.BORDER_REPLICATE)
     # Median over each side's rays: a lash or a reflection on one ray does not move it.
     profile = np.median(samples.reshape(count, radii.size, 2, rays // 2), axis=-1)
+    # Smoothed along the radius only (a kernel one row high: rows are other centres/sides).
     profile = cv2.GaussianBlur(
         np.ascontiguousarray(profile.transpose(0, 2, 1), dtype=np.float32).reshape(
-            -1, radii.size), (0, 0), 2.0).reshape(count, 2, radii.size)
+            -1, radii.size), (13, 1), 2.0).reshape(count, 2, radii.size)
     jump = profile[..., 4:] - profile[..., :-4]
     centre, ir = _innermost_strong(jump.min(axis=1))
     both = profile[centre].mean(axis=0)
