@@ -44,17 +44,17 @@ _REFERENCE_BITS = 1536  # Daugman's score normalisation: the typical count of bi
 
 # Decision thresholds on the normalised distance, from an error budget (ADR 0141): a false
 # match in under 1 in a million 1:N searches over 2,000 enrolled residents, from impostor
-# scores of real near-infrared eyes (bench/iris.py --dataset, MMU1: 96,590 impostor pairs,
+# scores of real near-infrared eyes (bench/iris.py --dataset, MMU1: 98,350 impostor pairs,
 # binomial tail fit, bootstrap over eyes). 0.275 lies under the bootstrap's 5th percentile
-# (0.2775; point estimate 0.2975); strangers land in the near-miss band in under 1 in
-# 1,000 searches below 0.315 (bootstrap p5 0.320).
+# (0.2924 since ADR 0143's segmentation, 0.2775 before; kept, see ADR 0141); strangers land
+# in the near-miss band in under 1 in 1,000 searches below 0.315 (bootstrap p5 0.3275).
 MATCH_THRESHOLD = 0.275
 NEAR_MISS_THRESHOLD = 0.315
 # Captures enrol together when every pair of the fused three is closer than this (ADR
-# 0141): 4 of 96,590 unrelated real pairs came this close, and a mixed trio needs two such
-# pairs; fusing masks every bit the three do not all share, so a stranger's capture in
-# the trio adds no bits of its own. Real captures of one eye agree less with each other
-# than with a fused template (MMU1 pair genuine p95 0.375).
+# 0141): 2 of 98,350 unrelated real pairs came this close, and a mixed trio needs two such
+# pairs; fusing masks every bit a majority of the three does not share, so a stranger's
+# capture in the trio adds no bits of its own. Real captures of one eye agree less with
+# each other than with a fused template (MMU1 pair genuine p95 0.366).
 ENROL_AGREEMENT = 0.36
 
 _GABOR_WAVELENGTH = 16.0  # in unwrapped angular samples
