@@ -211,7 +211,7 @@ def refine_pupil(gray: np.ndarray, pupil: Circle) -> tuple[Circle, float]:
     blurred by sigma pixels, whatever the lighting or the iris texture."""
     reach = min(48.0, pupil.r * 0.85)  # wide enough to see both plateaus of a soft edge
     radii = np.arange(pupil.r - reach, pupil.r + reach, 0.5, dtype=np.float32)
-    angles, cos, sin = _PUPIL_ANGLES, _PUPIL_COS, _PUPIL_SIN
+    cos, sin = _PUPIL_COS, _PUPIL_SIN
     map_x = pupil.x + cos[:, None] * radii[None, :]
     map_y = pupil.y + sin[:, None] * radii[None, :]
     rays = cv2.remap(gray, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
