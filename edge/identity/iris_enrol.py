@@ -32,6 +32,7 @@ ENROL_MESSAGES: dict[str, str] = {
 }
 MIN_ENROL_CAPTURES = 3
 MAX_ENROL_CAPTURES = 6  # then start over: more of the same eye rarely helps
+_STABLE_AGREEMENT = 0.75  # share of the fused captures that must agree on a bit to keep it
 
 
 @dataclass(frozen=True)
@@ -117,4 +118,10 @@ def _fuse(templates: list[IrisTemplate], shifts: list[int]) -> IrisTemplate:
     ones = np.divide(votes, seen, out=np.full_like(votes, 0.5), where=seen > 0)
     agreement = np.maximum(ones, 1 - ones)
     enough = seen >= max(2, math.ceil(len(templates) / 2))
-    return IrisTemplate.from_bits(ones > 0.5, enough & (agreement >= 0.75))
+    fused = IrisTemplate.from_bits(ones > 0.5, enough & (agreement >= _STABLE_AGREEMENT))
+    if fused.valid_bits >= MIN_COMPARED_BITS * 2:
+        return fused
+    # Captures of a smooth or lash-crossed iris agree on too few bits for the fragile-bit
+    # rule: keep every bit a majority agrees on (ties stay masked). Only the enrolment
+    # agreement decides who enrols; this decides how much of them the template keeps.
+    return IrisTemplate.from_bits(ones > 0.5, enough & (agreement > 0.5))

@@ -169,8 +169,9 @@ def test_a_near_miss_at_the_screen_asks_for_the_code_and_opens_nothing(station: 
     [fresh] = [iris_extract(frame).template for frame in eye_frames(RESIDENT_A[0], count=1)]
     code, mask = fresh.bits()
     # An enrolled template a little unlike today's eye: a fresh capture lands between the
-    # match threshold and the near-miss bound (the test checks that it did, below).
-    flip = np.random.default_rng(11).random(code.shape) < 0.12
+    # match threshold and the near-miss bound (the test checks that it did, below). Flipping
+    # 14-19 % of bits lands there since ADR 0143's segmentation (live captures agree better).
+    flip = np.random.default_rng(11).random(code.shape) < 0.165
     iris(station).enrol_from_templates(RESIDENT_A[0], [IrisTemplate.from_bits(code ^ flip, mask)] * 3,
                                        consent=True, recorded_how="test:button:I agree", assurance="high")
 
