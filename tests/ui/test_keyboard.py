@@ -222,3 +222,21 @@ def test_in_english_the_keyboard_starts_with_letters_and_speaks_english(page, ki
     expect(page.get_by_role("textbox", name="Tell us briefly")).to_have_value("tap ")
     expect(keyboard(page).get_by_role("button", name="Handwriting")).to_be_visible()
     assert_accessible(page)
+
+
+def test_the_handwriting_pad_stays_still_while_a_character_is_written(page) -> None:
+    """The first candidates used to widen the help form's column; the page re-flowed and the
+    pad moved under the pen, so the next stroke landed elsewhere (ADR 0129)."""
+    open_help_form(page, "维修")
+    keyboard(page).get_by_role("button", name="手写").click()
+    canvas = keyboard(page).locator("canvas")
+    before = canvas.bounding_box()
+    scroll_before = page.evaluate("scrollY")
+    strokes = CHARACTERS["电"]
+    for count, stroke in enumerate(strokes, 1):
+        draw(page, [stroke])
+        expect(keyboard(page).locator(".kb-candidates")).to_have_attribute("data-for", f"strokes:{count}")
+        assert canvas.bounding_box() == before, count
+        assert page.evaluate("scrollY") == scroll_before, count
+    tap_candidate(page, "电")
+    expect(page.get_by_role("textbox", name="请简单描述")).to_have_value("电")
