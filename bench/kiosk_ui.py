@@ -202,6 +202,53 @@ def handwriting_timings(page: Any, rounds: int) -> list[float]:
     return samples
 
 
+SERVER_PATHS = {"取件": "/pickup/", "场地预约": "/venues/", "活动": "/activities/", "求助": "/help/",
+                "通知与政策": "/notices/", "服务目录": "/services/", "评价": "/feedback/",
+                "快递员": "/courier/", "首页": "/", "场地 (a day of slots)": "/venues/venue-activity-room"}
+
+
+def server_work(station: Station, renders: int = 20) -> list[tuple[str, int, int, int, float]]:
+    """Per screen, counted on the server (no browser): HTML bytes, SQL statements and Python
+    function calls per render (cProfile: the same on a busy or an idle machine), and the
+    render's CPU time (median, ms; this one does move with the machine's load)."""
+    import cProfile
+    import pstats
+
+    from sqlalchemy import event
+
+    statements = [0]
+
+    def count(*_args: Any) -> None:
+        statements[0] += 1
+
+    engines = (station.db.writer, station.db.reader)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
+    client = station.app.test_client()
+    rows = []
+    try:
+        for screen, path in SERVER_PATHS.items():
+            client.get(path)  # templates compiled, session opened
+            statements[0] = 0
+            body = client.get(path).get_data()
+            queries = statements[0]
+            profile = cProfile.Profile()
+            profile.enable()
+            client.get(path)
+            profile.disable()
+            calls = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
+            cpu = []
+            for _ in range(renders):
+                started = time.thread_time()
+                client.get(path)
+                cpu.append((time.thread_time() - started) * 1000)
+            rows.append((screen, len(body), queries, calls, statistics.median(cpu)))
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
+    return rows
+
+
 def load_test(station: Station, clients: int, seconds: float) -> tuple[list[float], int]:
     """`clients` threads, each its own keep-alive connection and kiosk session cookie."""
     latencies: list[float] = []
@@ -288,6 +335,9 @@ def main() -> None:
               f"(goal median < 50 ms) -> {'OK' if key_median < 50 else 'OVER'}")
         print(f"handwriting, stroke lifted -> candidates shown, {len(strokes)} strokes: "
               f"median {statistics.median(strokes):.1f} ms, p95 {percentile(strokes, 0.95):.1f} ms")
+        print("server work per screen render (no browser): HTML bytes, SQL statements, Python calls, CPU ms:")
+        for screen, size, queries, calls, cpu in server_work(station):
+            print(f"  {screen:<22} {size:7d} B {queries:4d} statements {calls:7d} calls {cpu:6.2f} ms")
         latencies, errors = load_test(station, clients=20, seconds=seconds)
         print(f"server, 20 concurrent clients for {seconds:.0f} s, {len(LOAD_PATHS)} screens: "
               f"{len(latencies)} requests ({len(latencies) / seconds:.0f}/s), {errors} errors; "
