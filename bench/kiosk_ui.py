@@ -189,7 +189,7 @@ def handwriting_timings(page: Any, rounds: int) -> list[float]:
         for strokes in CHARACTERS.values():
             canvas.scroll_into_view_if_needed()
             box = canvas.bounding_box()
-            scale = box["width"] / PAD
+            scale = box["height"] / PAD  # the left of the pad's two square boxes
             for count, stroke in enumerate(strokes, 1):
                 points = [(box["x"] + x * scale, box["y"] + y * scale) for x, y in stroke]
                 page.mouse.move(*points[0])
