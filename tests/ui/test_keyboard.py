@@ -44,12 +44,14 @@ def tap_candidate(page, text: str) -> None:
     keyboard(page).locator(".kb-candidates").get_by_role("button", name=text, exact=True).click()
 
 
-def draw(page, strokes: list[list[tuple[int, int]]]) -> None:
-    """Strokes with the mouse on the handwriting pad, scaled from the 300x300 drawing."""
+def draw(page, strokes: list[list[tuple[int, int]]], cell: int = 0) -> None:
+    """Strokes with the mouse in one of the pad's square boxes (0: left, 1: right), scaled from
+    the 300x300 drawing."""
     box = keyboard(page).locator("canvas").bounding_box()
-    scale = box["width"] / PAD
+    scale = box["height"] / PAD
+    left = box["x"] + cell * box["height"]
     for stroke in strokes:
-        points = [(box["x"] + x * scale, box["y"] + y * scale) for x, y in stroke]
+        points = [(left + x * scale, box["y"] + y * scale) for x, y in stroke]
         page.mouse.move(*points[0])
         page.mouse.down()
         for point in points[1:]:
@@ -190,6 +192,9 @@ def test_keys_are_big_and_the_field_stays_in_view(page, kiosk: Station, viewport
         .map(e => { const r = e.getBoundingClientRect(); return [e.textContent.trim(), r.width, r.height]; })""")
     small = [s for s in sizes if s[1] < 60 or s[2] < 60]
     assert len(sizes) > 5 and not small, small
+    cut = page.evaluate("""[...document.querySelectorAll('#keyboard button')].filter(e => e.offsetParent !== null)
+        .filter(e => e.scrollWidth > e.clientWidth).map(e => e.textContent.trim())""")
+    assert cut == [], cut  # every key's word shows whole
     field = page.get_by_role("textbox", name="请简单描述").bounding_box()
     board = keyboard(page).bounding_box()
     assert field["y"] >= 0 and field["y"] + field["height"] <= board["y"]  # not covered
@@ -222,3 +227,47 @@ def test_in_english_the_keyboard_starts_with_letters_and_speaks_english(page, ki
     expect(page.get_by_role("textbox", name="Tell us briefly")).to_have_value("tap ")
     expect(keyboard(page).get_by_role("button", name="Handwriting")).to_be_visible()
     assert_accessible(page)
+
+
+def test_the_handwriting_pad_stays_still_while_a_character_is_written(page) -> None:
+    """The first candidates used to widen the help form's column; the page re-flowed and the
+    pad moved under the pen, so the next stroke landed elsewhere (ADR 0129)."""
+    open_help_form(page, "维修")
+    keyboard(page).get_by_role("button", name="手写").click()
+    canvas = keyboard(page).locator("canvas")
+    before = canvas.bounding_box()
+    scroll_before = page.evaluate("scrollY")
+    strokes = CHARACTERS["电"]
+    for count, stroke in enumerate(strokes, 1):
+        draw(page, [stroke])
+        expect(keyboard(page).locator(".kb-candidates")).to_have_attribute("data-for", f"strokes:{count}")
+        assert canvas.bounding_box() == before, count
+        assert page.evaluate("scrollY") == scroll_before, count
+    tap_candidate(page, "电")
+    expect(page.get_by_role("textbox", name="请简单描述")).to_have_value("电")
+
+
+@pytest.mark.parametrize("viewport", [LANDSCAPE, PORTRAIT])
+def test_writing_the_next_character_types_the_one_before(page, viewport) -> None:
+    """Two characters drawn one after the other, no tap between them: the first stroke in the
+    other box types the first candidate of the character before (ADR 0129)."""
+    page.set_viewport_size(viewport)
+    open_help_form(page, "维修")
+    keyboard(page).get_by_role("button", name="手写").click()
+    field = page.get_by_role("textbox", name="请简单描述")
+    draw(page, CHARACTERS["电"], cell=0)
+    candidates = keyboard(page).locator(".kb-candidates")
+    expect(candidates).to_have_attribute("data-for", "strokes:5")
+    expect(candidates.locator("button").first).to_have_text("电")
+    expect(field).to_have_value("")  # nothing typed until the next character starts
+    draw(page, CHARACTERS["工"][:1], cell=1)
+    expect(field).to_have_value("电")
+    draw(page, CHARACTERS["工"][1:], cell=1)
+    expect(candidates).to_have_attribute("data-for", "strokes:3")
+    draw(page, CHARACTERS["上"], cell=0)  # back to the left box: 工 goes in
+    expect(field).to_have_value("电工")
+    expect(candidates).to_have_attribute("data-for", "strokes:3")
+    tap_candidate(page, "上")
+    expect(field).to_have_value("电工上")
+    if viewport == LANDSCAPE:
+        shoot(page, "keyboard-handwriting-two-boxes-zh")

@@ -8,10 +8,10 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from flask import Flask, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Flask, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import Babel
 from flask_babel import gettext as _
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from werkzeug.exceptions import HTTPException
 
 from edge.kiosk_ui.screens import (
@@ -61,6 +61,7 @@ def register_screens(app: Flask) -> None:
     app.session_interface = KioskSessionStore(app.extensions["edge"].clock, lifetime)
     Babel(app, locale_selector=current_lang, default_domain="messages")
     csrf.init_app(app)
+    app.jinja_env.globals["csrf_token"] = csrf_token_once
     for module in BLUEPRINTS:
         app.register_blueprint(module.bp)
     app.before_request(_check_csrf)
@@ -70,6 +71,15 @@ def register_screens(app: Flask) -> None:
     app.after_request(_no_stale_pages)
     app.register_error_handler(CSRFError, _csrf_failed)
     app.register_error_handler(HTTPException, _error_page)
+
+
+def csrf_token_once() -> str:
+    """The page's CSRF token, signed once per request: a screen has five to ten forms, and
+    flask-wtf signs the token anew (an HMAC) at every call. Any signed copy is valid."""
+    token = g.get("kiosk_csrf_token")
+    if token is None:
+        token = g.kiosk_csrf_token = generate_csrf()
+    return token
 
 
 SCREEN_BLUEPRINTS = frozenset(module.bp.name for module in BLUEPRINTS)

@@ -218,6 +218,3 @@ def _open_for_courier(open_door: Any) -> Any:
     flash(_("Door %(number)s is open. Take the parcel out and close the door.", number=view.compartment),
           "success")
     return redirect(url_for("courier.outgoing"))
-    flash(_("Door %(number)s is open. Take the parcel out and close the door.", number=view.compartment),
-          "success")
-    return redirect(url_for("courier.outgoing"))

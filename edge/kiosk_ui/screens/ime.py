@@ -7,6 +7,7 @@ nothing is logged or stored.
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,31 @@ def shared_backends(dictionary_dir: Path, model: Path) -> KeyboardBackends:
 def _keyboard_context() -> dict[str, Any]:
     reason = backends().recogniser.unavailable_reason()
     return {"keyboard": {"handwriting_missing": reason is not None}}
+
+
+_FIELD_TAG = re.compile(r"<(textarea|input)\b[^>]*>", re.IGNORECASE)
+
+
+def _attribute(tag: str, name: str) -> str | None:
+    found = re.search(rf"""\s{name}\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", tag, re.IGNORECASE)
+    return None if found is None else next(g for g in found.groups() if g is not None).lower()
+
+
+@bp.app_template_test("needing_keyboard")
+def needs_keyboard(html: str) -> bool:
+    """Whether a rendered screen has a field the on-screen keyboard serves (keyboard.js's
+    FIELDS): a textarea, or an input of type text (or of no type) not marked inputmode=none,
+    and neither of them marked data-keyboard=off.
+    Screens without one (keypads only, or no fields) leave the keyboard out: ~70 buttons, a
+    stylesheet and a script less to render and parse on every tap (ADR 0129)."""
+    for found in _FIELD_TAG.finditer(html):
+        tag = found.group(0)
+        if _attribute(tag, "data-keyboard") == "off":
+            continue
+        if found.group(1).lower() == "textarea" or (
+                _attribute(tag, "type") in (None, "text") and _attribute(tag, "inputmode") != "none"):
+            return True
+    return False
 
 
 @bp.get("/pinyin")

@@ -190,7 +190,14 @@
   }
 
   // ---- handwriting ----
-  let strokes = [], stroke = null, context = null;
+  // Two square boxes side by side, one character in each, in turn: the first stroke in the
+  // other box types the first candidate of the character in this one and starts the next, so a
+  // resident writes on without a tap between characters (ADR 0129). Square, because zinnia
+  // scales x and y by the given width and height; strokes are kept in their box's coordinates.
+  let strokes = [], stroke = null, context = null, cell = 0;
+
+  const cellSize = () => canvas.height;
+  const cells = () => Math.max(1, Math.floor(canvas.width / cellSize()));
 
   function sizeCanvas() {
     if (!canvas) return;
@@ -206,10 +213,18 @@
   function redraw() {
     if (!context) return;
     context.clearRect(0, 0, canvas.width, canvas.height);
+    const size = cellSize();
+    context.save();  // the line between the boxes: thin, dashed
+    context.lineWidth = 3; context.strokeStyle = "#5c5c5c"; context.setLineDash([12, 10]);
+    for (let i = 1; i < cells(); i++) {
+      context.beginPath(); context.moveTo(i * size, 10); context.lineTo(i * size, canvas.height - 10); context.stroke();
+    }
+    context.restore();
+    const dx = cell * size;
     for (const s of strokes) {
       context.beginPath();
-      s.forEach(([x, y], i) => (i ? context.lineTo(x, y) : context.moveTo(x, y)));
-      if (s.length === 1) context.lineTo(s[0][0] + 0.1, s[0][1]);
+      s.forEach(([x, y], i) => (i ? context.lineTo(x + dx, y) : context.moveTo(x + dx, y)));
+      if (s.length === 1) context.lineTo(s[0][0] + dx + 0.1, s[0][1]);
       context.stroke();
     }
   }
@@ -220,22 +235,43 @@
     if (mode === "handwriting") showCandidates([], "");
   }
 
+  // Where the pointer is, in the canvas and in the box it is over.
   function point(e) {
     const box = canvas.getBoundingClientRect();
     return [Math.round(e.clientX - box.left), Math.round(e.clientY - box.top)];
+  }
+  function inCell([x, y]) {
+    const size = cellSize();
+    return [Math.min(Math.max(x - cell * size, 0), size), Math.min(Math.max(y, 0), size)];
+  }
+
+  // A new character in the other box: the one written so far goes in as its first candidate.
+  function commitWritten() {
+    const written = strokes, shown = candidateBar.dataset.for === "strokes:" + written.length &&
+      candidateBar.querySelector("button");
+    strokes = []; stroke = null;
+    showCandidates([], "");
+    if (shown) return insert(shown.dataset.text);
+    ++asked;  // its answer was still on the way: ask again for those strokes, type the first
+    classify(written).then((list) => { if (list.length) insert(list[0].text); }, () => {});
   }
 
   if (canvas) {
     canvas.addEventListener("pointerdown", (e) => {
       e.preventDefault();
       canvas.setPointerCapture(e.pointerId);
-      stroke = [point(e)];
+      const at = Math.min(cells() - 1, Math.floor(point(e)[0] / cellSize()));
+      if (at !== cell) {
+        if (strokes.length) commitWritten();
+        cell = at;
+      }
+      stroke = [inCell(point(e))];
       strokes.push(stroke);
       redraw();
     });
     canvas.addEventListener("pointermove", (e) => {
       if (!stroke) return;
-      const [x, y] = point(e), [lx, ly] = stroke[stroke.length - 1];
+      const [x, y] = inCell(point(e)), [lx, ly] = stroke[stroke.length - 1];
       if (Math.abs(x - lx) + Math.abs(y - ly) < 3) return;  // zinnia wants shape, not every pixel
       stroke.push([x, y]);
       redraw();
@@ -245,19 +281,22 @@
     canvas.addEventListener("pointercancel", end);
   }
 
+  async function classify(written) {
+    const size = cellSize();
+    const response = await fetch("/ime/handwriting", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": document.body.dataset.csrf },
+      body: JSON.stringify({ width: size, height: size, strokes: written }),
+    });
+    const answer = await response.json();
+    return response.ok ? answer.candidates : [];
+  }
+
   async function recognise() {
     const ticket = ++asked, count = strokes.length;
-    try {
-      const response = await fetch("/ime/handwriting", {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": document.body.dataset.csrf },
-        body: JSON.stringify({ width: canvas.width, height: canvas.height, strokes }),
-      });
-      const answer = await response.json();
-      if (ticket === asked) showCandidates(response.ok ? answer.candidates : [], "strokes:" + count);
-    } catch (err) {
-      if (ticket === asked) showCandidates([], "strokes:" + count);
-    }
+    let list = [];
+    try { list = await classify(strokes); } catch (err) { list = []; }
+    if (ticket === asked) showCandidates(list, "strokes:" + count);
   }
 
   // ---- quick phrases: one tap types a whole phrase into its field ----

@@ -94,7 +94,10 @@
     liveSource.addEventListener("state", (e) => applyState(JSON.parse(e.data)));
   }
 
-  if (body.dataset.liveTopic) openLive();
+  // After the first frame: the page is server-rendered in its current state already, and a
+  // stream on the scan topic starts the QR scanner (a camera and a decoder on the same CPU),
+  // which would otherwise compete with this page's first paint (ADR 0129).
+  if (body.dataset.liveTopic) requestAnimationFrame(() => setTimeout(openLive, 0));
   // A page restored from the back-forward cache could show an old door state: reload it.
   window.addEventListener("pageshow", (e) => { if (e.persisted) location.reload(); });
   restartTimers();
