@@ -39,6 +39,25 @@ class ActivityService:
         with self._db.read() as s:
             return _places_left(s, activity)
 
+    def places_left_of(self, activities: list[Activity]) -> dict[str, int]:
+        """Places left for each activity, by id: one query for the whole list."""
+        with self._db.read() as s:
+            return _places_left_of(s, activities)
+
+    def board(self, activities: list[Activity], resident_id: str | None
+              ) -> list[tuple[int, Attendance | None]]:
+        """For each activity, in order: places left and, when `resident_id` is given, the
+        resident's sign-up (as `attendance()` returns it). Two queries, whatever the count."""
+        with self._db.read() as s:
+            left = _places_left_of(s, activities)
+            rows: dict[str, SignupRow] = {}
+            if resident_id is not None and activities:
+                rows = {row.activity_id: row for row in s.scalars(
+                    select(SignupRow).where(SignupRow.resident_id == resident_id,
+                                            SignupRow.activity_id.in_([a.id for a in activities])))}
+            return [(left[a.id], _view(rows[a.id], left[a.id]) if a.id in rows else None)
+                    for a in activities]
+
     def attendance(self, resident_id: str, activity_id: str) -> Attendance | None:
         """The resident's sign-up for the activity, if any (for "signed up" badges)."""
         activity = self._catalogue.activity(activity_id)
@@ -68,7 +87,9 @@ class ActivityService:
         known = {a.id: a for a in self._catalogue.activities()}
         mine = [row for row in rows if row.activity_id in known]
         mine.sort(key=lambda row: known[row.activity_id].starts_at)
-        return [_view(row, self.places_left(row.activity_id)) for row in mine]
+        with self._db.read() as s:
+            left = _places_left_of(s, [known[row.activity_id] for row in mine])
+        return [_view(row, left[row.activity_id]) for row in mine]
 
     def cancel_sign_up(self, resident: Resident, activity_id: str) -> None:
         """Give the place back, until the activity starts; attendance, once signed in, stays."""
@@ -124,6 +145,16 @@ def _places_left(s: Session, activity: Activity) -> int:
     taken = s.scalar(select(func.count()).select_from(SignupRow)
                      .where(SignupRow.activity_id == activity.id)) or 0
     return max(activity.capacity - taken, 0)
+
+
+def _places_left_of(s: Session, activities: list[Activity]) -> dict[str, int]:
+    if not activities:
+        return {}
+    ids = [a.id for a in activities]
+    taken = dict(s.execute(select(SignupRow.activity_id, func.count())
+                           .where(SignupRow.activity_id.in_(ids))
+                           .group_by(SignupRow.activity_id)).all())
+    return {a.id: max(a.capacity - taken.get(a.id, 0), 0) for a in activities}
 
 
 def _view(row: SignupRow, places_left: int) -> Attendance:
