@@ -80,14 +80,15 @@ class ActivityService:
                           "time": iso_utc(row.signed_up_at)}, clock=self._clock)
         return attendance
 
-    def signups_of(self, resident_id: str) -> list[Attendance]:
-        """A resident's sign-ups to activities still in the catalogue, soonest first."""
+    def signups_of(self, resident_id: str,
+                   activities: list[Activity] | None = None) -> list[Attendance]:
+        """A resident's sign-ups to activities still in the catalogue, soonest first.
+        `activities` (the catalogue's, not yet ended), when the caller has them, saves a read."""
+        known = {a.id: a for a in (self._catalogue.activities() if activities is None else activities)}
         with self._db.read() as s:
             rows = list(s.scalars(select(SignupRow).where(SignupRow.resident_id == resident_id)))
-        known = {a.id: a for a in self._catalogue.activities()}
-        mine = [row for row in rows if row.activity_id in known]
-        mine.sort(key=lambda row: known[row.activity_id].starts_at)
-        with self._db.read() as s:
+            mine = [row for row in rows if row.activity_id in known]
+            mine.sort(key=lambda row: known[row.activity_id].starts_at)
             left = _places_left_of(s, [known[row.activity_id] for row in mine])
         return [_view(row, left[row.activity_id]) for row in mine]
 

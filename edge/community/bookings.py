@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -159,14 +159,20 @@ class BookingService:
             raise BookingError("unknown_booking", f"no booking {booking_id!r} on this station")
         return _view(row, self._venue_or_none(row.venue_id))
 
-    def bookings_of(self, resident_id: str) -> list[Booking]:
-        """The resident's bookings that have not ended yet, soonest first, in any state."""
+    def bookings_of(self, resident_id: str,
+                    venues: Mapping[str, Venue] | None = None) -> list[Booking]:
+        """The resident's bookings that have not ended yet, soonest first, in any state.
+        `venues` (the catalogue's, by id), when the caller has them already, saves a read;
+        otherwise the catalogue is read once for all the bookings, not once per booking."""
         with self._db.read() as s:
             rows = s.scalars(select(BookingRow)
                              .where(BookingRow.resident_id == resident_id,
                                     BookingRow.ends_at > self._clock.now())
                              .order_by(BookingRow.starts_at)).all()
-        return [_view(row, self._venue_or_none(row.venue_id)) for row in rows]
+        if rows and venues is None:
+            venues = {venue.id: venue for venue in self._catalogue.venues()}
+        # A venue may leave the catalogue while bookings for it remain.
+        return [_view(row, (venues or {}).get(row.venue_id)) for row in rows]
 
     def _free_slot(self, venue: Venue, start: datetime, resident_id: str) -> Slot:
         if not isinstance(start, datetime) or start.tzinfo is None:

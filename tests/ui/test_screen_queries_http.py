@@ -55,7 +55,21 @@ def with_activities(controller: Controller, clock: Any, n: int) -> list[str]:
     ids = [a["id"] for a in catalogue["activities"]]
     for activity_id in ids[::2]:
         controller.services.activities.sign_up(ALICE, activity_id)
+    book_slots(controller, clock, n // 3)
     return ids
+
+
+def book_slots(controller: Controller, clock: Any, wanted: int) -> None:
+    """`wanted` more venue bookings for the resident (pending), in the coming days."""
+    bookings, today = controller.services.bookings, clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date()
+    already = len(bookings.bookings_of(ALICE.resident_id))
+    free = ((venue.id, slot) for days in range(2, 30) for venue in controller.services.catalogue.venues()
+            for slot in bookings.day_slots(venue.id, today + timedelta(days=days), ALICE.resident_id)
+            if slot.state == "free")
+    for _ in range(wanted):
+        venue_id, slot = next(free)
+        bookings.request(ALICE, venue_id, slot.start)
+    assert len(bookings.bookings_of(ALICE.resident_id)) == already + wanted
 
 
 def personal_code_visit(client: FlaskClient, controller: Controller) -> None:

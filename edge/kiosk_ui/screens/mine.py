@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from markupsafe import Markup
 
 from edge.kiosk_ui.screens.common import (
     N_,
@@ -23,6 +24,7 @@ from edge.kiosk_ui.screens.common import (
     service,
 )
 from edge.kiosk_ui.screens.feedback import RATINGS
+from edge.kiosk_ui.screens.formatting import icon
 from edge.kiosk_ui.screens.help import CATEGORIES as HELP_CATEGORIES
 from edge.kiosk_ui.screens.venues import BOOKING_STATES
 
@@ -42,7 +44,10 @@ KINDS.update({"emergency": ("phone", N_("Emergency")), "feedback": ("star", N_("
 
 @bp.context_processor
 def _words() -> dict[str, Any]:
-    return {"stages": STAGES, "kinds": KINDS,
+    # Each stage's light, its icon and words made once per page, not once per follow-up.
+    lights = {key: (light, icon(symbol) + Markup(" ") + _(words))
+              for key, (symbol, light, words) in STAGES.items()}
+    return {"lights": lights, "kinds": KINDS,
             "booking_icons": {k: v[0] for k, v in BOOKING_STATES.items()},
             "booking_words": {k: v[1] for k, v in BOOKING_STATES.items()}}
 
@@ -53,11 +58,15 @@ def overview() -> Any:
     who = resident()
     resident_id, now = who["resident_id"], controller().clock.now()
     catalogue = service("catalogue")
-    activities = {a.id: a for a in catalogue.activities()}
+    # The catalogue is read once here and handed on, not again per booking or sign-up.
+    listed = catalogue.activities()
+    activities = {a.id: a for a in listed}
+    venues = {venue.id: venue for venue in catalogue.venues()}
     follow_ups = service("requests").follow_ups_of(resident_id)
-    bookings = service("bookings").bookings_of(resident_id)
-    signups = [(s, activities[s.activity_id]) for s in service("activities").signups_of(resident_id)]
-    venue_names = {venue.id: venue.name for venue in catalogue.venues()}
+    bookings = service("bookings").bookings_of(resident_id, venues)
+    signups = [(s, activities[s.activity_id])
+               for s in service("activities").signups_of(resident_id, listed)]
+    venue_names = {venue_id: venue.name for venue_id, venue in venues.items()}
     private = can_see_private(who)
     return render_template(
         "mine.html", private=private, now=now, follow_ups=follow_ups, venue_names=venue_names,
