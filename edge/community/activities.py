@@ -39,11 +39,6 @@ class ActivityService:
         with self._db.read() as s:
             return _places_left(s, activity)
 
-    def places_left_of(self, activities: list[Activity]) -> dict[str, int]:
-        """Places left for each activity, by id: one query for the whole list."""
-        with self._db.read() as s:
-            return _places_left_of(s, activities)
-
     def board(self, activities: list[Activity], resident_id: str | None
               ) -> list[tuple[int, Attendance | None]]:
         """For each activity, in order: places left and, when `resident_id` is given, the
