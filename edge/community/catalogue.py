@@ -282,11 +282,12 @@ class CatalogueService:
     def venue(self, venue_id: str) -> Venue:
         return self._one(VenueRow, venue_id, Venue.model_validate, "venue")
 
-    def activities(self, day: date | None = None) -> list[Activity]:
-        """Activities by start time: those on `day` (site time), else those not yet ended."""
+    def activities(self, day: date | None = None, *, ended_since: datetime | None = None) -> list[Activity]:
+        """Activities by start time: those on `day` (site time), else those not yet ended, or
+        not ended before `ended_since` (我的服务 offers recently finished ones for rating)."""
         query = select(ActivityRow.doc).order_by(ActivityRow.starts_at, ActivityRow.id)
         if day is None:
-            query = query.where(ActivityRow.ends_at > self._clock.now())
+            query = query.where(ActivityRow.ends_at > (ended_since or self._clock.now()))
         else:
             start = datetime.combine(day, time(), self.tz)
             end = datetime.combine(day + timedelta(days=1), time(), self.tz)

@@ -108,3 +108,21 @@ def test_the_activities_screen_shows_places_and_sign_ups_as_before(controller, c
     assert [left for left, mine in activities.board(listed, None)] == [4, 5, 4, 5]
     assert all(mine is None for _left, mine in activities.board(listed, None))
     assert activities.board([], ALICE.resident_id) == []
+
+
+def test_a_finished_activity_is_offered_for_rating_and_rated_once(controller, clock) -> None:
+    [activity_id, *_] = with_activities(controller, clock, 1)
+    client = create_app(controller).test_client()
+    personal_code_visit(client, controller)
+    before = client.get("/mine/").get_data(as_text=True)
+    assert f'name="subject_id" value="{activity_id}"' not in before  # not finished yet: nothing to rate
+
+    clock.advance(days=2)  # the activity has ended
+    personal_code_visit(client, controller)  # the resident comes back (the old visit timed out)
+    page = client.get("/mine/").get_data(as_text=True)
+    assert f'name="subject_id" value="{activity_id}"' in page
+    token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    client.post("/mine/rate", data={"csrf_token": token, "kind": "activity", "subject_id": activity_id,
+                                    "rating": "5"}, follow_redirects=True)
+    assert ("activity", activity_id) in controller.services.feedback.rated_by(ALICE.resident_id)
+    assert f'name="subject_id" value="{activity_id}"' not in client.get("/mine/").get_data(as_text=True)

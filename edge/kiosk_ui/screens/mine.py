@@ -5,6 +5,7 @@ request.update arrives. With low assurance (a typed phone number) only statuses 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
@@ -27,6 +28,9 @@ from edge.kiosk_ui.screens.feedback import RATINGS
 from edge.kiosk_ui.screens.formatting import icon
 from edge.kiosk_ui.screens.help import CATEGORIES as HELP_CATEGORIES
 from edge.kiosk_ui.screens.venues import BOOKING_STATES
+
+# How long after it ends a finished activity is still offered for rating.
+RATING_WINDOW = timedelta(days=30)
 
 bp = Blueprint("mine", __name__, url_prefix="/mine")
 
@@ -59,7 +63,8 @@ def overview() -> Any:
     resident_id, now = who["resident_id"], controller().clock.now()
     catalogue = service("catalogue")
     # The catalogue is read once here and handed on, not again per booking or sign-up.
-    listed = catalogue.activities()
+    # Those that ended lately too: a finished activity is there to be rated.
+    listed = catalogue.activities(ended_since=now - RATING_WINDOW)
     activities = {a.id: a for a in listed}
     venues = {venue.id: venue for venue in catalogue.venues()}
     follow_ups = service("requests").follow_ups_of(resident_id)
