@@ -188,6 +188,9 @@ class Database:
             if self._claimer is None:
                 connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
                 _set_pragmas(connection, synchronous="NORMAL")
+                # Checkpoints (and their fsyncs) are left to the other writers: a claim must
+                # never be the commit that crosses the WAL's threshold and pays for one.
+                connection.execute("PRAGMA wal_autocheckpoint=0")
                 self._claimer = connection
             return self._claimer
 
