@@ -57,7 +57,7 @@ def pickup_in_background(controller: ControllerProcess, code: str) -> threading.
     def call() -> None:
         try:
             http(controller.port, "POST", "/api/locker/pickup", {"code": code}, api_token)
-        except OSError:
+        except (OSError, ValueError):
             pass  # the connection dies with the process
 
     thread = threading.Thread(target=call, daemon=True)
