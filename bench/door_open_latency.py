@@ -17,15 +17,18 @@ them out; they are shown, and taken out of the software figure like the echo win
 Goal: software p99 (call -> confirming read) below that wire time.
 
 The resident's path (--path resident) times a pickup by code, POST /api/locker/pickup,
-which commits the pickup durably before the unlock; a parcel is deposited (untimed) before
-each sample.
+which claims the pickup (attempt, audit row, pickup record) in one transaction that survives
+kill -9 before the unlock, its fsync running beside the frame (ADR 0137); a parcel is
+deposited (untimed) before each sample. --steps also prints where the time goes: marks
+around each step of the request's thread, with the frame's arrival among them.
 
     python bench/door_open_latency.py [--protocol kerong|modbus|both] [--path technician|resident|both]
-                                      [--quick] [--opens N] [--busy]
+                                      [--quick] [--opens N] [--busy] [--steps]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -149,7 +152,87 @@ class ResidentPath:
         raise RuntimeError(f"deposit {deposit_id} never became parcel.deposited")
 
 
-def measure(opens: int, busy: bool, protocol: str = "kerong", path: str = "technician") -> dict[str, list[float]]:
+class StepMarks:
+    """--steps: perf_counter marks on entry and exit of the steps a door opening goes
+    through (the service call, the code check or claim, database transactions, the unlock),
+    kept per sample for the thread that serves the request."""
+
+    STEPS = (("edge.locker.service", "LockerService", ("pickup_with_code", "open_by_technician")),
+             ("edge.locker.code_claims", "CodeClaims", ("claim",)),
+             ("edge.locker.pickups", "Pickups", ("_check_code", "_open_claimed", "_open_for_parcel", "status")),
+             ("edge.locker.doors", "Doors", ("refuse_if_outbox_full", "unlock")))
+
+    def __init__(self) -> None:
+        import importlib
+
+        self.marks: list[tuple[str, float, int]] = []
+        self.samples: list[list[tuple[str, float]]] = []
+        for module, cls_name, names in self.STEPS:
+            try:
+                cls = getattr(importlib.import_module(module), cls_name, None)
+            except ImportError:  # an older tree, measured for comparison
+                continue
+            for name in names:
+                if cls is not None and hasattr(cls, name):
+                    setattr(cls, name, self._timed(getattr(cls, name), name))
+        from edge.storage import db
+
+        for name in ("write", "read", "claim"):
+            if hasattr(db.Database, name):
+                setattr(db.Database, name, self._timed_context(getattr(db.Database, name), f"db.{name}"))
+
+    def mark(self, label: str) -> None:
+        self.marks.append((label, time.perf_counter(), threading.get_ident()))
+
+    def _timed(self, function, name: str):  # type: ignore[no-untyped-def]
+        def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+            self.mark(f"{name}>")
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.mark(f"{name}<")
+        return timed
+
+    def _timed_context(self, function, name: str):  # type: ignore[no-untyped-def]
+        @contextlib.contextmanager
+        def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+            self.mark(f"{name}>")
+            with function(*args, **kwargs) as value:
+                self.mark(f"{name} begun")
+                yield value
+                self.mark(f"{name} body done")
+            self.mark(f"{name}<")
+        return timed
+
+    def start(self) -> None:
+        self.marks.clear()
+
+    def keep(self, started: float, unlock_at: float, replied: float) -> None:
+        """The marks of the thread that served this call, with the frame's arrival."""
+        threads = [thread for label, _, thread in self.marks if label.startswith(("pickup_with_code>",
+                                                                                   "open_by_technician>"))]
+        seen: dict[str, int] = {}
+        mine = []
+        for label, at, thread in self.marks:
+            if threads and thread == threads[0]:
+                seen[label] = seen.get(label, 0) + 1  # a step met again in one call: read#2
+                mine.append((label if seen[label] == 1 else f"{label}#{seen[label]}", at))
+        self.samples.append(sorted([("call", started), *mine, ("UNLOCK FRAME", unlock_at), ("reply", replied)],
+                                   key=lambda mark: mark[1]))
+
+    def report(self) -> None:
+        steps: dict[str, list[float]] = {}
+        for sample in self.samples:
+            for (before, at_before), (after, at_after) in zip(sample, sample[1:]):
+                steps.setdefault(f"{before} -> {after}", []).append((at_after - at_before) * 1000)
+        print("where the time goes (steps seen in at least 90% of samples, request thread):")
+        for step, values in steps.items():
+            if len(values) >= 0.9 * len(self.samples):
+                print(f"  {step:52}{statistics.median(values):9.2f}{percentile(values, 99):9.2f}")
+
+
+def measure(opens: int, busy: bool, protocol: str = "kerong", path: str = "technician",
+            steps: StepMarks | None = None) -> dict[str, list[float]]:
     sim = simulator_for([0, 1], protocol=protocol)
     url = sim.start_pty()
     find_frames = FRAME_FINDERS[protocol]
@@ -183,12 +266,16 @@ def measure(opens: int, busy: bool, protocol: str = "kerong", path: str = "techn
                     request = ("/api/diag/open", {"compartment": number, "who": "bench"})
                 board, lock = (number - 1) // 16, (number - 1) % 16
                 seen = len(sim.frames_received)
+                if steps is not None:
+                    steps.start()
                 started = time.perf_counter()
                 body = post(connection, *request, api)
                 replied = time.perf_counter()
                 if not (body.get("opened") or body.get("state") == "door_open"):
                     raise RuntimeError(f"compartment {number} did not open: {body}")
                 unlock_at, confirm_at = find_frames(sim.frames_received[seen:], board, lock)
+                if steps is not None:
+                    steps.keep(started, unlock_at, replied)
                 samples["to_unlock"].append((unlock_at - started) * 1000)
                 samples["to_confirm"].append((confirm_at - started) * 1000)
                 samples["unlock_to_confirm"].append((confirm_at - unlock_at) * 1000)
@@ -216,9 +303,12 @@ def controller_echo_window_ms() -> float:
     return LockerSettings().unlock_echo_window_s * 1000
 
 
-def report(protocol: str, opens: int, busy: bool, path: str = "technician") -> None:
+def report(protocol: str, opens: int, busy: bool, path: str = "technician",
+           marks: StepMarks | None = None) -> None:
     load_before = os.getloadavg()[0]
-    samples = measure(opens, busy, protocol, path)
+    if marks is not None:
+        marks.samples.clear()
+    samples = measure(opens, busy, protocol, path, marks)
     driver = {"kerong": "Kerong KR-CU16 driver", "modbus": "Modbus RTU driver"}[protocol]
     call = {"technician": "POST /api/diag/open", "resident": "POST /api/locker/pickup (code typed)"}[path]
     print(f"[{protocol}, {path}] door-open latency over {opens} opens ({call} -> Flask -> locker service -> "
@@ -257,6 +347,8 @@ def report(protocol: str, opens: int, busy: bool, path: str = "technician") -> N
     print(f"p99 call -> confirming read: {total_p99:.2f} ms, of which {waited}")
     print(f"software p99 (call -> confirming read, less that wait): {software_p99:.2f} ms, "
           f"{'below' if software_p99 < wire else 'ABOVE'} the wire time ({wire:.1f} ms)")
+    if marks is not None:
+        marks.report()
 
 
 def settings_pulse_ms() -> float:
@@ -277,14 +369,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--busy", action="store_true",
                         help="close each door and open the next at once, so the door monitor's "
                              "door.closed commit often runs during the next opening")
+    parser.add_argument("--steps", action="store_true",
+                        help="also print where the time goes, step by step (p50/p99 ms)")
     args = parser.parse_args(argv)
     opens = 100 if args.quick else args.opens
     protocols = ("kerong", "modbus") if args.protocol == "both" else (args.protocol,)
     paths = ("technician", "resident") if args.path == "both" else (args.path,)
+    marks = StepMarks() if args.steps else None  # wraps the steps once, for every run
     for index, (path, protocol) in enumerate((p, q) for p in paths for q in protocols):
         if index:
             print()
-        report(protocol, opens, args.busy, path)
+        report(protocol, opens, args.busy, path, marks)
     return 0
 
 

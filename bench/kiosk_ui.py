@@ -74,11 +74,25 @@ ADD_STATIC_LINK = """size => { const a = document.createElement('a'); a.id = 'be
   document.body.append(a); }"""
 
 
+ADD_STATIC_FORM = """size => { const f = document.createElement('form'); f.method = 'post';
+  f.action = '/bench/static/' + size; f.innerHTML = '<input name=code value=12345678>' +
+  '<button id=bench-static-post style="position:fixed;top:0;left:0;z-index:99;padding:30px">static</button>';
+  document.body.append(f); }"""
+
+
 def baseline_tap(page: Any, size: int) -> float:
     """Tap -> first paint of a static page of `size` bytes, from the home screen like the tiles."""
     page.goto("/")
     page.evaluate(ADD_STATIC_LINK, size)
     return tap_and_wait(page, page.locator("#bench-static"))[0]
+
+
+def baseline_post_tap(page: Any, size: int) -> float:
+    """The same for a screen reached by submitting a form (the door opening): a form POST
+    answered by the static page, so both sides pay for a POST navigation."""
+    page.goto("/pickup/")
+    page.evaluate(ADD_STATIC_FORM, size)
+    return tap_and_wait(page, page.locator("#bench-static-post"))[0]
 
 
 def tap_and_wait(page: Any, control: Any) -> tuple[float, float]:
@@ -119,7 +133,7 @@ def screen_timings(station: Station, rounds: int, input_rounds: int) -> tuple[di
             board, lock = station.door(int(page.locator(".door-number").first.inner_text()))
             station.sim.set_item(board, lock, False)
             station.sim.close_door(board, lock)
-            baselines.setdefault("开柜取件 (door opens)", []).append(baseline_tap(page, size))
+            baselines.setdefault("开柜取件 (door opens)", []).append(baseline_post_tap(page, size))
         keys = keyboard_timings(page, input_rounds)
         strokes = handwriting_timings(page, input_rounds)
         browser.close()
@@ -302,7 +316,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, running_station(
             Path(tmp) / "data", clock=SystemClock(), simulate=True, offline_broker=True,
             locker={"poll_interval_s": 0.05, "reply_timeout_s": 0.25}) as station:
-        station.app.add_url_rule("/bench/static/<int:size>", "bench_static", static_page)
+        station.app.add_url_rule("/bench/static/<int:size>", "bench_static", static_page,
+                                 methods=["GET", "POST"])
         station.serve()
         print(f"tap -> next screen, headless Chromium, {rounds} round(s), ms "
               "(median / max; first paint, then DOMContentLoaded):", flush=True)

@@ -62,6 +62,8 @@ class Pending:
 # What a compartment's latch or item change means for a deposit or a pickup in it. Returns
 # True when it took the change, so the next follow-up is not asked.
 FollowUp = Callable[[Session, Compartment, LockState, Pending], bool]
+# What a compartment's state read at start means for work a crash left half-done (ADR 0137).
+RestartCheck = Callable[[Session, int, LockState, Pending], object]
 
 
 def redact_event(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -95,6 +97,7 @@ class Doors:
         self._alarm = alarm
         self._subscribers: list[Subscriber] = []
         self._follow_ups: list[FollowUp] = []
+        self._restart_checks: list[RestartCheck] = []
         self.live: dict[int, LockState] = {n: UNKNOWN_LOCK for n in self.layout}
         self.reachable: dict[int, bool] = {b: False for b in self.boards}
         self.generation = 0  # bumped by every unlock: status reads older than that are stale
@@ -110,6 +113,14 @@ class Doors:
     def add_follow_up(self, follow_up: FollowUp) -> None:
         """Asked, in the order added, what a latch or item change means for its compartment."""
         self._follow_ups.append(follow_up)
+
+    def add_restart_check(self, check: RestartCheck) -> None:
+        """Asked at start, for every compartment read, whatever changed (reconcile)."""
+        self._restart_checks.append(check)
+
+    def check_after_restart(self, s: Session, number: int, state: LockState, pending: Pending) -> None:
+        for check in self._restart_checks:
+            check(s, number, state, pending)
 
     def notify(self, pending: Pending) -> None:
         for event_type, data in pending.items:

@@ -97,7 +97,9 @@ class DoorOperation(Base):
     purpose: Mapped[str] = mapped_column(String(8))  # pickup | return
     method: Mapped[str] = mapped_column(String(16))  # code | token | resident | courier
     actor_id: Mapped[str | None] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16))  # door_open | refusing | collected | refused | returned
+    # opening (claimed, being unlocked; ADR 0137) | door_open | not_opened | refusing | collected
+    # | refused | returned
+    state: Mapped[str] = mapped_column(String(16))
     opened_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from edge.clock import iso_utc
 from edge.drivers.lockboard.base import Latch, LockState
 from edge.identity.tokens import TokenError
+from edge.locker.code_claims import NOT_OPENED, OPENING, Claim, CodeClaims
 from edge.locker.codes import CODE_DIGITS, PickupCodes, normalise_code
 from edge.locker.deposits import PickupTokens
 from edge.locker.doors import Doors, Pending, new_id
@@ -110,7 +111,9 @@ class Pickups:
         # resident id -> the phone hash their parcels are filed under (from the community part)
         self._resident_phone_hash = resident_phone_hash
         self.budget = AttemptBudget(doors)
+        self._claims = CodeClaims(doors.db, codes, doors.clock)  # a right code's fast claim (ADR 0137)
         doors.add_follow_up(self.follow_up)
+        doors.add_restart_check(self.settle_claim)
 
     def status(self, pickup_or_parcel_id: str) -> PickupView:
         with self._doors.db.read() as s:
@@ -160,6 +163,10 @@ class Pickups:
     def with_code(self, code: str, kiosk_id: str = "kiosk") -> PickupView:
         """Open the door of the parcel with this code. Wrong codes count per kiosk."""
         with self._doors.lock:
+            claim = self._claims.claim(code, kiosk_id)  # a plain right code: claimed, then opened (ADR 0137)
+            if claim is not None:
+                view = self._open_claimed(claim)
+                return self.status(view.pickup_id)
             with self._doors.db.write() as s:
                 outcome = self._check_code(s, code, kiosk_id)
             if isinstance(outcome, LockerError):
@@ -290,6 +297,7 @@ class Pickups:
 
     def follow_up(self, s: Session, row: Compartment, state: LockState, pending: Pending) -> bool:
         """An open pickup or return ends when its door closes or the item is gone."""
+        self.settle_claim(s, row.number, state, pending)  # a claim a crash left (ADR 0137)
         op = s.scalars(select(DoorOperation).where(DoorOperation.compartment == row.number,
                                                    DoorOperation.state == "door_open")).first()
         if op is None or not (state.latch is Latch.CLOSED or state.item is False):
@@ -315,6 +323,64 @@ class Pickups:
                       "item_left_inside": item_left}, clock=clock)
         record_event(s, f"parcel.{done}", data, clock=clock)
         pending.add(f"parcel.{done}", data)
+
+    # --- a right code's claim (ADR 0137): kept apart from the paths above ------------------
+
+    def _open_claimed(self, claim: Claim) -> PickupView:
+        """Unlock the claimed door, then record how it went. The claim is already committed
+        (it survives a kill); its sync to disk runs while the unlock frame goes out."""
+        doors = self._doors
+        comp = doors.layout[claim.compartment]
+        synced = doors.db.sync_soon()
+        result = doors.unlock(comp)
+        try:
+            synced.result()
+        except OSError:  # the FULL commit below syncs the same file again
+            log.exception("claim_sync_failed", pickup_id=claim.pickup_id)
+        pending = Pending()
+        with doors.db.write() as s:
+            doors.audit_opening(s, Actor.RESIDENT, None, comp.number, "pickup", result, parcel_id=claim.parcel_id)
+            op = s.get(DoorOperation, claim.pickup_id)
+            if result.opened:
+                op.state, op.opened_at = "door_open", doors.clock.now()
+                s.get(Parcel, claim.parcel_id).state = "pickup_open"
+                doors.mark_opened(s, comp.number, "pickup", pending, parcel_id=claim.parcel_id)
+            else:
+                op.state, op.closed_at = NOT_OPENED, doors.clock.now()
+                doors.record_failed_unlock(s, comp, result, pending)
+            view = pickup_view(op)
+        doors.notify(pending)
+        if not result.opened:
+            raise doors.unlock_error(result)
+        return view
+
+    def settle_claim(self, s: Session, number: int, state: LockState, pending: Pending) -> bool:
+        """A door operation still `opening`: the controller stopped between a claim and the
+        record of its unlock. What the board reads now settles it: open, the pickup goes on;
+        shut and empty, the parcel was taken; shut with the item inside (or no item
+        sensor), the door did not open and the parcel stays stored (its code still works)."""
+        ops = list(s.scalars(select(DoorOperation).where(DoorOperation.compartment == number,
+                                                         DoorOperation.state == OPENING)
+                             .order_by(DoorOperation.opened_at.desc())))
+        if not ops or state.latch is Latch.UNKNOWN:
+            return False
+        clock = self._doors.clock
+        op = ops[0]
+        for older in ops[1:]:  # only the latest claim can be the one that opened the door
+            older.state, older.closed_at = NOT_OPENED, clock.now()
+        opened = state.latch is Latch.OPEN or state.item is False
+        audit(s, Actor.SYSTEM, "door_open", "opened" if opened else "failed", target=f"compartment:{number}",
+              detail={"reason": "pickup", "parcel_id": op.parcel_id, "pickup_id": op.id,
+                      "found": state.latch.value, "item": state.item}, clock=clock)
+        if state.latch is Latch.OPEN:
+            op.state = "door_open"
+            s.get(Parcel, op.parcel_id).state = "pickup_open"
+        elif opened:
+            self._complete(s, op, item_left=False, pending=pending)
+        else:
+            op.state, op.closed_at = NOT_OPENED, clock.now()
+        log.info("pickup_claim_settled", pickup_id=op.id, compartment=number, state=op.state)
+        return True
 
 
 def pickup_view(op: DoorOperation, next_doors: tuple[int, ...] = ()) -> PickupView:

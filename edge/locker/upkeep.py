@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from edge.clock import iso_utc
 from edge.drivers.lockboard.base import UNKNOWN_LOCK, BoardStatus, Latch, LockState
+from edge.locker.code_claims import OPENING
 from edge.locker.deposits import end_deposit
 from edge.locker.doors import Doors, Pending
 from edge.locker.models import Compartment, Deposit, DoorOperation, Parcel
@@ -111,7 +112,7 @@ class Upkeep:
             before = {d.compartment: d.state for d in s.scalars(
                 select(Deposit).where(Deposit.state.in_(LIVE_DEPOSIT_STATES)))}
             ops = {o.compartment: o.purpose for o in s.scalars(
-                select(DoorOperation).where(DoorOperation.state == "door_open"))}
+                select(DoorOperation).where(DoorOperation.state.in_(("door_open", OPENING))))}
             rows = {r.number: r.latch for r in s.scalars(select(Compartment))}
         doors.live.update({n: LockState(Latch(rows.get(n, "closed")), None) for n in on_board})
         doors.reachable[status.board] = True
@@ -120,6 +121,7 @@ class Upkeep:
         with doors.db.write() as s:
             for n in on_board:
                 state = status.locks[doors.layout[n].lock]
+                doors.check_after_restart(s, n, state, pending)  # e.g. a pickup claimed, not yet opened
                 found.extend(self._settle_after_restart(s, n, state, before.get(n), ops.get(n), rows.get(n)))
         return found
 

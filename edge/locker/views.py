@@ -44,7 +44,7 @@ class PickupView:
     parcel_id: str
     compartment: int
     purpose: str  # pickup | return
-    state: str  # door_open | refusing | collected | refused | returned
+    state: str  # opening | door_open | not_opened | refusing | collected | refused | returned
     message: str = ""
     next_doors: tuple[int, ...] = ()  # one code, every parcel: the resident's doors still to open
 

@@ -77,14 +77,24 @@ def count_event_after_commit(session: Session, type_: str, data: dict[str, Any])
 def count_audit_after_commit(session: Session, actor: str, action: str, result: str) -> None:
     """Called by audit.audit: the audit row's action and result, once committed."""
     pending = _pending(session)
-    keys = [(AUDITED, (action, result))]
+    for key in _audit_keys(actor, action, result):
+        pending[key] = pending.get(key, 0) + 1
+
+
+def count_audit(actor: str, action: str, result: str) -> None:
+    """Called by audit.audit_now once its transaction has committed (no session there)."""
+    for counter, labels in _audit_keys(actor, action, result):
+        counter.labels(*(_label(label) for label in labels)).inc()
+
+
+def _audit_keys(actor: str, action: str, result: str) -> list[tuple[Any, tuple[str, ...]]]:
+    keys: list[tuple[Any, tuple[str, ...]]] = [(AUDITED, (action, result))]
     if action == "door_open":
         keys.append((DOOR_OPENINGS, (result, actor)))
     attempts = _ATTEMPTS_BY_ACTION.get(action)
     if attempts is not None:
         keys.append((attempts, (result,)))
-    for key in keys:
-        pending[key] = pending.get(key, 0) + 1
+    return keys
 
 
 def _pending(session: Session) -> dict[tuple[Any, tuple[str, ...]], int]:
