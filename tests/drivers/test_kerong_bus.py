@@ -138,8 +138,10 @@ def test_a_reply_from_another_board_is_not_taken(sim: LockBoardSimulator, bus: K
 
 def test_slow_reply_beyond_the_timeout_is_retried(sim: LockBoardSimulator, sim_path: str,
                                                   open_bus: BusFactory) -> None:
-    bus = open_bus(sim_path, reply_timeout_s=0.2)
-    sim.set_reply_delay(0.3)  # first answer lands during the second attempt
+    # The first answer lands in the middle of the second attempt's window, a quarter of a
+    # second from either edge, so a loaded machine's scheduling delays do not move it out.
+    bus = open_bus(sim_path, reply_timeout_s=0.5)
+    sim.set_reply_delay(0.75)
 
     status = bus.read_board(0)
     sim.wait_idle()  # it was still sleeping before it read the second request
