@@ -138,13 +138,6 @@ class Simulation:
         self.qr_camera.show_qr(text, frames=frames)
         return True
 
-    def show_resident_eye(self, resident_id: str) -> None:
-        """Put a resident's synthetic eye (or a stranger's) in front of the iris camera."""
-        from simulators.people import synthetic_person
-
-        if self.iris_camera is not None and resident_id:
-            self.iris_camera.show_eye(synthetic_person(resident_id))
-
     def show_iris_scene(self, resident_id: str, scene: str) -> bool:
         """The kiosk's simulate-only control: put `scene` in front of the iris camera for
         `resident_id` ("stranger": someone nobody enrolled). Scenes: "live" (the eye, as a
